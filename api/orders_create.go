@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/orders"
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// HeaderIdempotencyKey and HeaderReplayed are the idempotency headers.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderReplayed       = "Idempotent-Replayed"
+)
+
+// createOrder is POST /v1/orders.
+func (s *Server) createOrder(c echo.Context) error {
+	key := c.Request().Header.Get(HeaderIdempotencyKey)
+	_, keySent := c.Request().Header[http.CanonicalHeaderKey(HeaderIdempotencyKey)]
+	if keySent && !validIdempotencyKey(key) {
+		return validationProblem([]orders.FieldError{{Field: "Idempotency-Key", Message: "must be 1 to 255 printable ASCII characters"}})
+	}
+	body, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	var req orders.Request
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	input, err := req.Validate()
+	if err != nil {
+		return err
+	}
+	fp := req.Fingerprint()
+	id := req.OrderID
+	if id == "" {
+		id = newOrderID()
+	}
+	ctx := c.Request().Context()
+
+	if keySent {
+		outcome, owner, err := s.store.BeginIdempotent(ctx, key, fp, id, s.cfg.IdempotencyInFlight)
+		if err != nil {
+			return err
+		}
+		switch outcome {
+		case statemachine.IdempotencyMismatch:
+			return problem(http.StatusUnprocessableEntity, codeKeyReused, "Idempotency-Key reused",
+				"this Idempotency-Key was already used with a different body")
+		case statemachine.IdempotencyInFlight:
+			p := problem(http.StatusConflict, codeInFlight, "Request in flight",
+				"a request with this Idempotency-Key is still being processed")
+			p.RetryAfter = 1
+			return p
+		case statemachine.IdempotencyDone:
+			return s.replay(c, owner)
+		}
+	}
+
+	res, err := s.start(ctx, id, input, fp)
+	if keySent {
+		// Detached: the key must be settled even if the client went away.
+		s.endIdempotent(context.WithoutCancel(ctx), key, fp, err == nil)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Replayed {
+		return s.replay(c, id)
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/orders/"+id)
+	return c.JSON(http.StatusAccepted, orders.NewResource(res.Instance))
+}
+
+func (s *Server) start(ctx context.Context, id string, input orders.Input, fp string) (engine.StartResult, error) {
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return engine.StartResult{}, err
+	}
+	return s.eng.Start(ctx, engine.StartRequest{
+		ID: id, Workflow: statemachine.OrderWorkflow, Input: raw, Fingerprint: fp,
+	})
+}
+
+func (s *Server) endIdempotent(ctx context.Context, key, fp string, done bool) {
+	if err := s.store.EndIdempotent(ctx, key, fp, done, s.cfg.IdempotencyTTL); err != nil {
+		s.log.Warn("settling Idempotency-Key; it lapses on its own", "err", err)
+	}
+}
+
+// replay answers a repeated request with the order as it is now.
+func (s *Server) replay(c echo.Context, id string) error {
+	in, err := s.store.Load(c.Request().Context(), id, false)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderLocation, "/v1/orders/"+id)
+	h.Set(HeaderReplayed, "true")
+	return c.JSON(http.StatusAccepted, orders.NewResource(in))
+}
+
+// validIdempotencyKey: 1-255 printable ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) < 1 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newOrderID returns a random order ID such as "ord-mfrggzdfmztwq2lk".
+func newOrderID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "ord-" + strings.ToLower(idEncoding.EncodeToString(b))
+}

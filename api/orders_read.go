@@ -1,0 +1,133 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/orders"
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// List limits from API.md.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 500
+)
+
+var statePattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+// orderID reads and checks the :order_id path parameter.
+func orderID(c echo.Context) (string, error) {
+	id := c.Param("order_id")
+	if !orders.IDPattern.MatchString(id) {
+		return "", validationProblem([]orders.FieldError{{Field: "order_id", Message: "must match [A-Za-z0-9._:-]{1,128}"}})
+	}
+	return id, nil
+}
+
+// getOrder is GET /v1/orders/{order_id}. It only reads.
+func (s *Server) getOrder(c echo.Context) error {
+	id, err := orderID(c)
+	if err != nil {
+		return err
+	}
+	in, err := s.store.Load(c.Request().Context(), id, false)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, orders.NewResource(in))
+}
+
+// historyResponse is the body of GET /v1/orders/{order_id}/history.
+type historyResponse struct {
+	OrderID string               `json:"order_id"`
+	Events  []statemachine.Event `json:"events"`
+}
+
+// getHistory is GET /v1/orders/{order_id}/history.
+func (s *Server) getHistory(c echo.Context) error {
+	id, err := orderID(c)
+	if err != nil {
+		return err
+	}
+	evs, err := s.store.History(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, historyResponse{OrderID: id, Events: evs})
+}
+
+// listResponse is the body of GET /v1/orders.
+type listResponse struct {
+	Orders     []orders.Resource `json:"orders"`
+	NextCursor string            `json:"next_cursor"`
+}
+
+// listOrders is GET /v1/orders?status=&state=&limit=&cursor=, newest first.
+func (s *Server) listOrders(c echo.Context) error {
+	q := statemachine.ListQuery{Limit: defaultListLimit, Cursor: c.QueryParam("cursor")}
+	var errs []orders.FieldError
+	if v := c.QueryParam("status"); v != "" {
+		if !statemachine.Status(v).Valid() {
+			errs = append(errs, orders.FieldError{Field: "status", Message: "must be running, completed, failed or cancelled"})
+		}
+		q.Status = statemachine.Status(v)
+	}
+	if v := c.QueryParam("state"); v != "" {
+		if !statePattern.MatchString(v) {
+			errs = append(errs, orders.FieldError{Field: "state", Message: "must be a state name, such as charging"})
+		}
+		q.State = v
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			errs = append(errs, orders.FieldError{Field: "limit", Message: "must be an integer from 1 to 500"})
+		}
+		q.Limit = n
+	}
+	if len(errs) > 0 {
+		return validationProblem(errs)
+	}
+	insts, next, err := s.store.List(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	out := listResponse{Orders: make([]orders.Resource, 0, len(insts)), NextCursor: next}
+	for _, in := range insts {
+		out.Orders = append(out.Orders, orders.NewResource(in))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// cancelOrder is POST /v1/orders/{order_id}/cancel, a signal.
+func (s *Server) cancelOrder(c echo.Context) error {
+	id, err := orderID(c)
+	if err != nil {
+		return err
+	}
+	outcome, in, err := s.eng.Signal(c.Request().Context(), id, statemachine.SignalCancel)
+	if err != nil {
+		return err
+	}
+	switch outcome {
+	case engine.SignalRejected:
+		detail := "the order is " + string(in.Status) + " and cannot be cancelled"
+		if !in.Status.Terminal() {
+			detail = "the order is " + in.State + ": "
+			if in.Reason == statemachine.ReasonFailed {
+				detail += "it is already undoing its steps after a failure"
+			} else {
+				detail += "it is past the point of no return"
+			}
+		}
+		return problem(http.StatusConflict, codeNotCancelable, "Not cancellable", detail)
+	case engine.SignalReplayed:
+		c.Response().Header().Set(HeaderReplayed, "true")
+	}
+	return c.JSON(http.StatusAccepted, orders.NewResource(in))
+}

@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/server"
+)
+
+func runDev(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("dev", "The whole system in one process, on an embedded miniredis unless --redis-url is set.", env.Stderr)
+	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://); empty embeds miniredis")
+	listen := fs.String("listen", "127.0.0.1:8080", "API address")
+	simListen := fs.String("sim-listen", "127.0.0.1:0", "simulators address (port 0 picks a free one)")
+	monitorRO := fs.Bool("monitor-readonly", true, "make asynqmon read-only")
+	var w workerFlags
+	var p providerFlags
+	var s simFlags
+	var l logFlags
+	w.register(fs)
+	p.register(fs)
+	s.register(fs)
+	l.register(fs, "text")
+	if err := parseFlags(fs, args); err != nil {
+		return usage(err)
+	}
+	log, err := l.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	wc, err := w.config()
+	if err != nil {
+		return err
+	}
+	sc, err := s.config()
+	if err != nil {
+		return err
+	}
+	d, err := server.StartDev(server.DevConfig{
+		RedisURL: *redisURL, SimListen: *simListen, Providers: p.config(), Sim: sc,
+		API:    server.APIConfig{Listen: *listen, MonitorWritable: !*monitorRO},
+		Worker: wc, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "orderflow dev is running:\n  %s\n\nTry:\n  curl -s -X POST %s/v1/orders -H 'Content-Type: application/json' \\\n    -d '{\"customer_id\":\"cust-42\",\"currency\":\"USD\",\"items\":[{\"sku\":\"SKU-ABC\",\"qty\":2,\"unit_price_cents\":2499}]}'\n\nPress Ctrl-C to stop.\n",
+		strings.Join(d.URLs(), "\n  "), d.APIURL())
+	return waitAndShutdown(ctx, log, wc.ShutdownTimeout+5*time.Second, d.Shutdown)
+}
+
+func runAPI(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("api", "The REST API and asynqmon (at /monitor/).", env.Stderr)
+	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
+	listen := fs.String("listen", "127.0.0.1:8080", "API address")
+	monitorRO := fs.Bool("monitor-readonly", true, "make asynqmon read-only")
+	var w workerFlags
+	var l logFlags
+	w.register(fs)
+	l.register(fs, "json")
+	if err := parseFlags(fs, args); err != nil {
+		return usage(err)
+	}
+	log, err := l.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	wc, err := w.config()
+	if err != nil {
+		return err
+	}
+	conn, err := openRedis(*redisURL, 0)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	p, err := server.StartAPI(conn, server.APIConfig{
+		Listen: *listen, MonitorWritable: !*monitorRO, Store: wc.Store, Logger: log,
+	}, newRegistry())
+	if err != nil {
+		return err
+	}
+	log.Info("api listening", "url", p.URL())
+	return waitAndShutdown(ctx, log, wc.ShutdownTimeout, p.Shutdown)
+}
+
+func runWorker(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("worker", "A worker: runs workflow steps from the queues against the providers.", env.Stderr)
+	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
+	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics on; empty serves none")
+	var w workerFlags
+	var p providerFlags
+	var l logFlags
+	w.register(fs)
+	p.register(fs)
+	l.register(fs, "json")
+	if err := parseFlags(fs, args); err != nil {
+		return usage(err)
+	}
+	log, err := l.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	wc, err := w.config()
+	if err != nil {
+		return err
+	}
+	wc.Logger = log
+	prov, err := providers.NewHTTP(p.config())
+	if err != nil {
+		return usageError{fmt.Errorf("%w (set --payment-url, --inventory-url and --shipping-url)", err)}
+	}
+	conn, err := openRedis(*redisURL, 2*wc.Concurrency+20)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	reg := newRegistry()
+	worker, err := server.NewWorker(conn.Client, prov, wc, reg)
+	if err != nil {
+		return err
+	}
+	if err := worker.Start(); err != nil {
+		return err
+	}
+	var metrics *server.HTTPService
+	if *metricsListen != "" {
+		if metrics, err = server.ListenHTTP(*metricsListen, server.MetricsHandler(reg), log); err != nil {
+			worker.Shutdown()
+			return err
+		}
+		log.Info("metrics listening", "url", metrics.URL()+"/metrics")
+	}
+	return waitAndShutdown(ctx, log, wc.ShutdownTimeout+5*time.Second, func(sctx context.Context) error {
+		worker.Shutdown()
+		if metrics != nil {
+			return metrics.Shutdown(sctx)
+		}
+		return nil
+	})
+}
+
+func runSim(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("sim", "The provider simulators over HTTP, with their ledgers in Redis.", env.Stderr)
+	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
+	listen := fs.String("sim-listen", "127.0.0.1:8081", "simulators address")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long a stopping process waits for running requests")
+	var s simFlags
+	var l logFlags
+	s.register(fs)
+	l.register(fs, "json")
+	if err := parseFlags(fs, args); err != nil {
+		return usage(err)
+	}
+	log, err := l.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	sc, err := s.config()
+	if err != nil {
+		return err
+	}
+	conn, err := openRedis(*redisURL, 0)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	p, err := server.StartSim(conn.Client, *listen, sc, log)
+	if err != nil {
+		return err
+	}
+	log.Info("simulators listening", "inventory", p.URL()+"/inventory", "payment", p.URL()+"/payment", "shipping", p.URL()+"/shipping")
+	return waitAndShutdown(ctx, log, *shutdownTimeout, p.Shutdown)
+}
+
+func openRedis(url string, pool int) (*server.RedisConn, error) {
+	if url == "" {
+		return nil, usageError{errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)")}
+	}
+	c, err := server.OpenRedis(url, pool)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}

@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// commitTimeout bounds a write that records an outcome. Writes run on a
+// context detached from the task's, so an effect that happened is recorded
+// even when the task is being cancelled.
+const commitTimeout = 10 * time.Second
+
+// run is one Advance call working on one instance.
+type run struct {
+	e       *Engine
+	id      string
+	token   string
+	queue   string
+	log     *slog.Logger
+	started time.Time
+
+	inst *statemachine.Instance
+	def  *statemachine.Definition
+	// acquire: the next write takes the lease (the hinted first write).
+	acquire bool
+	// holding: this run holds the lease.
+	holding bool
+	// begun: the current step's attempt was begun by this run.
+	begun bool
+}
+
+// Advance moves an instance on as far as it can. It returns nil when the
+// instance needs nothing more from this task (it finished, waits, was handed
+// off, or is owned by another worker) and an error when the task should be
+// retried (Redis unreachable, a version this worker lacks, ErrNotReady).
+func (e *Engine) Advance(ctx context.Context, id string, opt AdvanceOptions) error {
+	if e.activities == nil {
+		return errors.New("this engine has no activities and cannot advance instances")
+	}
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
+	r := &run{
+		e: e, id: id, token: e.newToken(), queue: opt.Queue, started: e.store.Now(),
+		log: e.log.With("order_id", id, "task_id", opt.TaskID),
+	}
+	if r.queue == "" {
+		r.queue = statemachine.DefaultQueue
+	}
+	if h := opt.Hint; h != nil && h.Rev > 0 && h.State != "" && h.Workflow != "" {
+		r.inst = &statemachine.Instance{
+			ID: id, Workflow: h.Workflow, Version: h.Version, State: h.State, Status: statemachine.StatusRunning,
+			Rev: h.Rev, Accepted: true, Input: h.Input,
+			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Results: map[string]string{},
+		}
+		r.acquire = true
+	} else if err := r.claim(ctx); err != nil || r.inst == nil {
+		return err
+	}
+	err := r.loop(ctx)
+	if err != nil && r.holding {
+		// Let another attempt take over at once rather than after the lease.
+		r.release()
+	}
+	return err
+}
+
+// claim takes the lease. It leaves r.inst nil, with a nil error, when there
+// is nothing to do.
+func (r *run) claim(ctx context.Context) error {
+	for wait := 2 * time.Millisecond; ; wait *= 2 {
+		inst, err := r.e.store.Claim(ctx, r.id, r.token, r.e.store.Now().Add(r.e.cfg.Lease))
+		var draft *statemachine.DraftError
+		switch {
+		case err == nil:
+			r.inst, r.acquire, r.holding, r.begun = inst, false, true, false
+			return nil
+		case errors.As(err, &draft):
+			// The API is between enqueueing the task and accepting the
+			// instance, or its request failed and the draft awaits the reaper.
+			if r.e.store.Now().Sub(draft.Created) > r.e.cfg.DraftTTL {
+				r.log.Warn("dropping task for an abandoned draft")
+				r.inst = nil
+				return nil
+			}
+			if wait > 64*time.Millisecond {
+				r.inst = nil
+				return ErrNotReady
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		case errors.Is(err, statemachine.ErrNotFound), errors.Is(err, statemachine.ErrTerminal), errors.Is(err, statemachine.ErrLeased):
+			r.log.Debug("nothing to advance", "reason", err)
+			r.inst = nil
+			return nil
+		default:
+			r.inst = nil
+			return err
+		}
+	}
+}
+
+func (r *run) loop(ctx context.Context) error {
+	for {
+		if r.def == nil || r.def.Name != r.inst.Workflow || r.def.Version != r.inst.Version {
+			def, err := r.e.registry.Get(r.inst.Workflow, r.inst.Version)
+			if err != nil {
+				r.log.Error("WORKFLOW VERSION MISSING: this worker cannot run an instance in flight; deploy a worker that has it",
+					"workflow", r.inst.Workflow, "version", r.inst.Version)
+				return fmt.Errorf("advancing %s: %w", r.id, err)
+			}
+			r.def = def
+		}
+		st, ok := r.def.State(r.inst.State)
+		if !ok {
+			r.log.Error("instance is in a state its definition lacks", "state", r.inst.State, "definition", r.def.Key())
+			return fmt.Errorf("advancing %s: unknown state %q in %s", r.id, r.inst.State, r.def.Key())
+		}
+		if st.Terminal() {
+			if r.holding {
+				r.release()
+			}
+			return nil
+		}
+		if sig, ev := pendingSignal(st, r.inst); ev != "" {
+			if err := r.commitLoop(ctx, st, func() decision {
+				return r.signalChange(st, sig, ev, outcome{})
+			}); err != nil {
+				return err
+			}
+			if r.inst == nil {
+				return nil
+			}
+			continue
+		}
+		if st.Step == "" {
+			if st.OnSuccess == "" {
+				// A waiting state: a signal moves it on.
+				r.release()
+				return nil
+			}
+			if err := r.commitLoop(ctx, st, func() decision {
+				return r.moveChange(st, st.OnSuccess, nil, &statemachine.Event{})
+			}); err != nil {
+				return err
+			}
+			if r.inst == nil {
+				return nil
+			}
+			continue
+		}
+		if q := r.def.QueueOf(st); q != r.queue {
+			return r.handoff(ctx, q, "queue")
+		}
+		if r.e.stopping.Load() {
+			return r.handoff(ctx, r.queue, "stopping")
+		}
+		if r.e.store.Now().Sub(r.started) > r.e.cfg.TimeSlice {
+			return r.handoff(ctx, r.queue, "time_slice")
+		}
+		if !r.begun {
+			done, err := r.beginAttempt(ctx, st)
+			if err != nil || done {
+				return err
+			}
+			if r.inst == nil {
+				return nil
+			}
+			if !r.begun || r.inst.State != st.Name {
+				continue
+			}
+		}
+		out := r.runStep(ctx, st)
+		var plan *retryPlan
+		if err := r.commitLoop(ctx, st, func() decision {
+			d := r.decide(st, out)
+			plan = d.plan
+			return d
+		}); err != nil {
+			return err
+		}
+		if r.inst == nil {
+			return nil
+		}
+		if plan != nil {
+			return r.scheduleRetry(ctx, st, plan)
+		}
+	}
+}
+
+// beginAttempt records that a new attempt of the current step starts, after
+// a claim. It reports done when the instance must wait instead.
+func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bool, err error) {
+	if wait := r.inst.NextAt.Sub(r.e.store.Now()); wait > 0 {
+		// Woken before its retry is due: make sure the retry task exists.
+		if err := r.e.queue.Enqueue(ctx, Task{InstanceID: r.id, Queue: r.queue, TaskID: r.inst.Task, Delay: wait}); err != nil {
+			return true, err
+		}
+		r.release()
+		return true, nil
+	}
+	attempt := r.inst.Attempts[st.Step] + 1
+	policy := st.Retry.WithDefaults()
+	if !st.Compensation && attempt > policy.MaxAttempts {
+		// Attempts were used up by crashes mid-step.
+		return false, r.commitLoop(ctx, st, func() decision {
+			return r.decide(st, outcome{err: errAttemptsUsed, attempt: attempt - 1})
+		})
+	}
+	return false, r.commitLoop(ctx, st, func() decision {
+		var f statemachine.Fields
+		f.Attempt(st.Step, r.inst.Attempts[st.Step]+1)
+		if !r.inst.NextAt.IsZero() {
+			f.NextAt(time.Time{})
+		}
+		return decision{change: statemachine.Change{
+			State: st.Name, Status: st.Status, Fields: f,
+			LeaseUntil: r.e.store.Now().Add(r.e.cfg.Lease),
+		}, begins: true}
+	})
+}
+
+var errAttemptsUsed = errors.New("attempts used up by interrupted runs")
+
+// commitLoop builds a change with build and applies it. When the compare
+// fails it reloads the instance; if the instance is still in st it builds the
+// change again (a signal may have arrived), otherwise it returns with r.inst
+// set to the reloaded instance (or nil when another worker owns it).
+func (r *run) commitLoop(ctx context.Context, st *statemachine.State, build func() decision) error {
+	for tries := 0; ; tries++ {
+		d := build()
+		c := d.change
+		c.ID, c.ExpectState, c.ExpectRev, c.Token = r.id, r.inst.State, r.inst.Rev, r.token
+		c.Lease = statemachine.LeaseHold
+		if r.acquire {
+			c.Lease = statemachine.LeaseAcquire
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		applied, err := r.e.store.Apply(wctx, c)
+		cancel()
+		if err == nil {
+			r.applied(c, applied)
+			r.begun = d.begins
+			return nil
+		}
+		if !errors.Is(err, statemachine.ErrStale) {
+			return err
+		}
+		r.e.metrics.stale()
+		if tries >= 10 {
+			return fmt.Errorf("advancing %s: too many lost writes: %w", r.id, err)
+		}
+		before, wasBegun := r.inst, r.begun
+		if err := r.claim(ctx); err != nil || r.inst == nil {
+			return err
+		}
+		if r.inst.State != st.Name {
+			return nil
+		}
+		// Still our attempt only if nobody began another meanwhile.
+		r.begun = wasBegun && st.Step != "" && r.inst.Attempts[st.Step] == before.Attempts[st.Step]
+	}
+}
+
+// applied updates the in-memory instance after a successful write.
+func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
+	from := r.inst.State
+	r.inst.ApplyFields(c.Fields)
+	r.inst.State, r.inst.Status, r.inst.Rev = c.State, c.Status, a.Rev
+	r.acquire = false
+	if !c.KeepLease {
+		r.holding = !c.LeaseUntil.IsZero()
+		if r.holding {
+			r.inst.LeaseToken, r.inst.LeaseUntil = r.token, c.LeaseUntil
+		} else {
+			r.inst.LeaseToken, r.inst.LeaseUntil = "", time.Time{}
+		}
+	}
+	if c.State != from && c.Event != nil {
+		r.e.metrics.transition(r.inst.Workflow, from, c.State, c.Event.Event)
+		r.log.Debug("transition", "from", from, "to", c.State, "event", c.Event.Event)
+	}
+	if c.Status.Terminal() {
+		r.e.metrics.finished(r.inst.Workflow, string(c.Status))
+		r.log.Info("instance finished", "status", c.Status, "state", c.State)
+	}
+}
+
+// release gives up the lease, on a detached context.
+func (r *run) release() {
+	if !r.holding {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if err := r.e.store.Release(ctx, r.id, r.token); err != nil {
+		r.log.Warn("releasing lease", "err", err)
+	}
+	r.holding = false
+}
+
+// handoff passes the instance to a new task on queue.
+func (r *run) handoff(ctx context.Context, queue, why string) error {
+	r.release()
+	t := Task{InstanceID: r.id, Queue: queue, TaskID: fmt.Sprintf("adv:%s:%d:h", r.id, r.inst.Rev)}
+	if err := r.e.queue.Enqueue(context.WithoutCancel(ctx), t); err != nil {
+		return fmt.Errorf("handing off %s: %w", r.id, err)
+	}
+	r.e.store.SetDue(r.id, r.e.store.Now().Add(r.e.cfg.PickupGrace))
+	r.log.Debug("handed off", "queue", queue, "why", why)
+	return nil
+}
+
+// scheduleRetry queues the task that runs the next attempt after backoff.
+func (r *run) scheduleRetry(ctx context.Context, st *statemachine.State, p *retryPlan) error {
+	t := Task{InstanceID: r.id, Queue: r.def.QueueOf(st), TaskID: p.taskID, Delay: p.delay}
+	r.e.store.SetDue(r.id, r.e.store.Now().Add(p.delay+r.e.cfg.RetryGrace))
+	if err := r.e.queue.Enqueue(context.WithoutCancel(ctx), t); err != nil {
+		// The due index brings the instance back; no need to fail the task.
+		r.log.Warn("queueing retry; the reaper will re-drive it", "err", err)
+	}
+	return nil
+}

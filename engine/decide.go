@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// outcome is what one attempt of a step produced.
+type outcome struct {
+	results map[string]string
+	err     error
+	attempt int
+}
+
+// retryPlan is a retry the decision scheduled.
+type retryPlan struct {
+	delay  time.Duration
+	taskID string
+}
+
+// decision is a change to commit and what follows from it.
+type decision struct {
+	change statemachine.Change
+	// plan is set when the step must be retried later.
+	plan *retryPlan
+	// begins is set when the change begins an attempt of the next step.
+	begins bool
+}
+
+// runStep runs the current step's activity once, renewing the lease while it
+// runs.
+func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
+	start := time.Now()
+	actx, cancel := context.WithCancel(ctx)
+	stopRenew := r.keepLease(actx, cancel)
+	res, err := callActivity(actx, r.e.activities[st.Step], r.inst)
+	stopRenew()
+	cancel()
+	verdict := "success"
+	if err != nil {
+		verdict = "error"
+		r.log.Info("step failed", "step", st.Step, "attempt", r.inst.Attempts[st.Step], "err", err)
+	}
+	r.e.metrics.step(r.inst.Workflow, st.Step, verdict, time.Since(start))
+	return outcome{results: res, err: err, attempt: r.inst.Attempts[st.Step]}
+}
+
+// keepLease renews the lease every third of its length while a step runs. If
+// the lease is lost it cancels the step. The returned func stops it.
+func (r *run) keepLease(ctx context.Context, cancel context.CancelFunc) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(r.e.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				until := r.e.store.Now().Add(r.e.cfg.Lease)
+				ok, err := r.e.store.Renew(ctx, r.id, r.token, until)
+				switch {
+				case err != nil:
+					r.log.Warn("renewing lease", "err", err)
+				case !ok:
+					r.log.Warn("lease lost during a step; abandoning the attempt")
+					cancel()
+					return
+				default:
+					r.inst.LeaseUntil = until
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// pendingSignal returns a signal the instance received that its current
+// state acts on, and the event it fires.
+func pendingSignal(st *statemachine.State, in *statemachine.Instance) (signal, event string) {
+	for sig, on := range in.Signals {
+		if !on {
+			continue
+		}
+		if ev := st.OnSignal[sig]; ev != "" {
+			return sig, ev
+		}
+	}
+	return "", ""
+}
+
+// decide turns a step's outcome into the change to commit, and a retry plan
+// when the step must be tried again later.
+func (r *run) decide(st *statemachine.State, out outcome) decision {
+	if sig, ev := pendingSignal(st, r.inst); ev != "" {
+		return r.signalChange(st, sig, ev, out)
+	}
+	var f statemachine.Fields
+	ev := &statemachine.Event{Step: st.Step, Attempt: out.attempt}
+	if out.err == nil {
+		for k, v := range out.results {
+			f.Result(k, v)
+		}
+		name := st.OnSuccess
+		if r.inst.Reason == statemachine.ReasonCancelled && st.OnSuccessCancelled != "" {
+			name = st.OnSuccessCancelled
+		}
+		return r.moveChange(st, name, f, ev)
+	}
+
+	cls := classify(out.err)
+	msg := out.err.Error()
+	f.Error(msg)
+	ev.Error = msg
+	policy := st.Retry.WithDefaults()
+	if !st.Compensation && (cls.permanent || policy.Exhausted(out.attempt)) {
+		name := st.OnFailure
+		if cls.permanent {
+			f.Declined(st.Step, true)
+		} else if st.OnExhausted != "" {
+			name = st.OnExhausted
+		}
+		if r.inst.Reason == "" {
+			f.Reason(statemachine.ReasonFailed)
+		}
+		return r.moveChange(st, name, f, ev)
+	}
+
+	delay := policy.Backoff(out.attempt, r.e.cfg.Rand)
+	if cls.permanent {
+		// A compensation cannot give up; retry it slowly and loudly.
+		r.log.Error("compensation step failed permanently; retrying at the maximum interval", "step", st.Step, "err", out.err)
+		delay = policy.MaxInterval
+	}
+	delay = max(delay, cls.retryAfter)
+	plan := &retryPlan{delay: delay, taskID: fmt.Sprintf("adv:%s:%d:retry", r.id, r.inst.Rev+1)}
+	f.NextAt(r.e.store.Now().Add(delay))
+	f.Task(plan.taskID)
+	ev.Type = statemachine.EventStepFailed
+	ev.Detail, _ = json.Marshal(map[string]any{"retry_in": delay.String(), "ambiguous": cls.ambiguous})
+	return decision{change: statemachine.Change{State: st.Name, Status: st.Status, Event: ev, Fields: f}, plan: plan}
+}
+
+// signalChange fires the event a signal maps to, recording what the step
+// produced so compensation can undo it.
+func (r *run) signalChange(st *statemachine.State, sig, event string, out outcome) decision {
+	var f statemachine.Fields
+	ev := &statemachine.Event{Step: st.Step, Attempt: out.attempt}
+	for k, v := range out.results {
+		f.Result(k, v)
+	}
+	if out.err != nil {
+		if classify(out.err).permanent {
+			f.Declined(st.Step, true)
+		}
+		f.Error(out.err.Error())
+		ev.Error = out.err.Error()
+	}
+	f.Signal(sig, false)
+	if sig == statemachine.SignalCancel {
+		f.Reason(statemachine.ReasonCancelled)
+	}
+	ev.Detail, _ = json.Marshal(map[string]string{"signal": sig})
+	return r.moveChange(st, event, f, ev)
+}
+
+// moveChange builds the transition firing event from st. When the next state
+// runs a step on this queue, the same write begins its first attempt, so the
+// loop can run it without another round trip.
+func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fields, ev *statemachine.Event) decision {
+	dst, err := r.def.Destination(st.Name, event)
+	if err != nil {
+		// Definitions are validated at registration; this is a bug.
+		panic(err)
+	}
+	next, _ := r.def.State(dst)
+	ev.Type, ev.Event, ev.From, ev.To = statemachine.EventTransition, event, st.Name, dst
+	if !r.inst.NextAt.IsZero() {
+		f.NextAt(time.Time{})
+	}
+	c := statemachine.Change{State: dst, Status: next.Status, Event: ev, Fields: f}
+	if next.Terminal() {
+		return decision{change: c} // the zero LeaseUntil releases the lease
+	}
+	c.LeaseUntil = r.e.store.Now().Add(r.e.cfg.Lease)
+	begins := false
+	if next.Step != "" {
+		if r.def.QueueOf(next) == r.queue && !r.e.stopping.Load() {
+			c.Fields.Attempt(next.Step, 1)
+			begins = true
+		} else if r.inst.Attempts[next.Step] != 0 {
+			c.Fields.Attempt(next.Step, 0)
+		}
+		if r.inst.Declined[next.Step] {
+			c.Fields.Declined(next.Step, false)
+		}
+	}
+	return decision{change: c, begins: begins}
+}

@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// reapBatch is how many due instances one pass looks at.
+const reapBatch = 200
+
+// RunReaper scans the due index every ReaperInterval until ctx ends. Every
+// worker runs one; due entries are claimed atomically, so each instance is
+// looked at by one reaper at a time.
+func (e *Engine) RunReaper(ctx context.Context) {
+	t := time.NewTicker(e.cfg.ReaperInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := e.Reap(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("reaper pass failed", "err", err)
+		}
+	}
+}
+
+// Reap runs one pass over the due index and returns how many instances it
+// re-drove.
+func (e *Engine) Reap(ctx context.Context) (int, error) {
+	now := e.store.Now()
+	due, err := e.store.DueBefore(ctx, now, reapBatch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range due {
+		// Claim the entry by pushing it forward; if this reaper dies the
+		// entry comes due again.
+		won, err := e.store.ClaimDue(ctx, d, now.Add(e.cfg.Lease))
+		if err != nil {
+			return n, err
+		}
+		if !won {
+			continue
+		}
+		redriven, err := e.inspect(ctx, d.ID, now)
+		if err != nil {
+			return n, fmt.Errorf("inspecting %s: %w", d.ID, err)
+		}
+		if redriven {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// inspect decides what a due instance needs and reports whether it was
+// re-driven.
+func (e *Engine) inspect(ctx context.Context, id string, now time.Time) (bool, error) {
+	in, err := e.store.Load(ctx, id, true)
+	if errors.Is(err, statemachine.ErrNotFound) {
+		return false, e.store.RemoveDue(ctx, id)
+	}
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case in.Status.Terminal():
+		return false, e.store.RemoveDue(ctx, id)
+	case !in.Accepted:
+		if now.Sub(in.Created) < e.cfg.DraftTTL {
+			e.store.SetDue(id, in.Created.Add(e.cfg.DraftTTL+time.Second))
+			return false, nil
+		}
+		if _, err := e.store.DeleteDraft(ctx, id, now.Add(-e.cfg.DraftTTL)); err != nil {
+			return false, err
+		}
+		e.log.Info("deleted an abandoned draft", "order_id", id)
+		return false, e.store.RemoveDue(ctx, id)
+	case in.LeaseToken != "" && in.LeaseUntil.After(now):
+		e.store.SetDue(id, in.LeaseUntil)
+		return false, nil
+	case in.NextAt.After(now):
+		e.store.SetDue(id, in.NextAt.Add(e.cfg.RetryGrace))
+		return false, nil
+	}
+	queue := statemachine.DefaultQueue
+	if def, err := e.registry.Get(in.Workflow, in.Version); err == nil {
+		if st, ok := def.State(in.State); ok {
+			queue = def.QueueOf(st)
+		}
+	}
+	reason := "lease_expired"
+	if in.LeaseToken == "" {
+		// Nobody holds it: is the task meant to drive it still queued?
+		if in.Task != "" {
+			waiting, err := e.queue.Waiting(ctx, queue, in.Task)
+			if err != nil {
+				return false, err
+			}
+			if waiting {
+				e.store.SetDue(id, now.Add(e.cfg.PickupGrace))
+				return false, nil
+			}
+		}
+		reason = "task_lost"
+	}
+	t := Task{InstanceID: id, Queue: queue, TaskID: fmt.Sprintf("adv:%s:%d:redrive:%d", id, in.Rev, now.UnixMilli())}
+	if err := e.queue.Enqueue(ctx, t); err != nil {
+		return false, err
+	}
+	e.store.SetDue(id, now.Add(e.cfg.PickupGrace))
+	e.metrics.redrive(reason)
+	e.log.Info("re-drove instance", "order_id", id, "reason", reason, "state", in.State)
+	return true, nil
+}

@@ -1,0 +1,163 @@
+package orders
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// Activities returns the order workflow's steps, carried out against p. Every
+// call carries the idempotency key <order_id>:<operation>, stable across
+// attempts, processes and workflow versions.
+func Activities(p providers.Set) engine.Activities {
+	a := &activities{p: p}
+	return engine.Activities{
+		statemachine.StepReserve: a.reserve,
+		statemachine.StepCharge:  a.charge,
+		statemachine.StepShip:    a.ship,
+		statemachine.StepRefund:  a.refund,
+		statemachine.StepRelease: a.release,
+	}
+}
+
+type activities struct{ p providers.Set }
+
+func input(in *statemachine.Instance) (Input, error) {
+	var i Input
+	if err := json.Unmarshal(in.Input, &i); err != nil {
+		return i, engine.Permanent(fmt.Errorf("decoding order input: %w", err))
+	}
+	return i, nil
+}
+
+func providerItems(items []Item) []providers.Item {
+	out := make([]providers.Item, len(items))
+	for i, it := range items {
+		out[i] = providers.Item{SKU: it.SKU, Qty: int(it.Qty)}
+	}
+	return out
+}
+
+func (a *activities) reserve(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+	i, err := input(in)
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.p.Inventory.Reserve(ctx, providers.ReserveRequest{
+		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpReserve),
+		OrderID:        in.ID, Items: providerItems(i.Items),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{ResultReservationID: id}, nil
+}
+
+func (a *activities) charge(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+	i, err := input(in)
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.p.Payment.Charge(ctx, chargeRequest(in.ID, i))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{ResultTransactionID: id}, nil
+}
+
+func chargeRequest(id string, i Input) providers.ChargeRequest {
+	return providers.ChargeRequest{
+		IdempotencyKey: providers.IdempotencyKey(id, providers.OpCharge),
+		OrderID:        id, CustomerID: i.CustomerID, AmountCents: i.AmountCents, Currency: i.Currency,
+	}
+}
+
+func (a *activities) ship(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+	i, err := input(in)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.p.Shipping.Ship(ctx, providers.ShipRequest{
+		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpShip),
+		OrderID:        in.ID, CustomerID: i.CustomerID,
+		ReservationID: in.Results[ResultReservationID], Items: providerItems(i.Items),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{ResultTrackingNumber: n}, nil
+}
+
+// refund undoes the charge. When the charge's outcome is unknown (an attempt
+// timed out or was interrupted), it first settles it by repeating the charge
+// under its own key: the provider answers with the first result, or, if the
+// charge never arrived, applies it now so that it can be refunded.
+func (a *activities) refund(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+	i, err := input(in)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	txn := in.Results[ResultTransactionID]
+	if txn == "" {
+		if !in.InDoubt(statemachine.StepCharge, ResultTransactionID) {
+			return out, nil // nothing was charged
+		}
+		txn, err = a.p.Payment.Charge(ctx, chargeRequest(in.ID, i))
+		if providers.IsPermanent(err) {
+			return out, nil // the charge was declined: nothing to refund
+		}
+		if err != nil {
+			return nil, fmt.Errorf("settling the charge before refunding: %w", err)
+		}
+		out[ResultTransactionID] = txn
+	}
+	id, err := a.p.Payment.Refund(ctx, providers.RefundRequest{
+		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpRefund),
+		OrderID:        in.ID, TransactionID: txn, AmountCents: i.AmountCents, Currency: i.Currency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out[ResultRefundID] = id
+	return out, nil
+}
+
+// release gives the stock back, settling an unknown reservation first the
+// same way refund settles a charge.
+func (a *activities) release(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+	out := map[string]string{}
+	res := in.Results[ResultReservationID]
+	if res == "" {
+		if !in.InDoubt(statemachine.StepReserve, ResultReservationID) {
+			return out, nil // nothing was reserved
+		}
+		i, err := input(in)
+		if err != nil {
+			return nil, err
+		}
+		res, err = a.p.Inventory.Reserve(ctx, providers.ReserveRequest{
+			IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpReserve),
+			OrderID:        in.ID, Items: providerItems(i.Items),
+		})
+		if providers.IsPermanent(err) {
+			return out, nil // out of stock: nothing was reserved
+		}
+		if err != nil {
+			return nil, fmt.Errorf("settling the reservation before releasing: %w", err)
+		}
+		out[ResultReservationID] = res
+	}
+	err := a.p.Inventory.Release(ctx, providers.ReleaseRequest{
+		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpRelease),
+		OrderID:        in.ID, ReservationID: res,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,67 @@
+package orders
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// The result keys the order steps record.
+const (
+	ResultReservationID  = "reservation_id"
+	ResultTransactionID  = "transaction_id"
+	ResultTrackingNumber = "tracking_number"
+	ResultRefundID       = "refund_id"
+)
+
+// Resource is the order as the API shows it (API.md, "The order resource").
+type Resource struct {
+	OrderID         string            `json:"order_id"`
+	CustomerID      string            `json:"customer_id"`
+	Currency        string            `json:"currency"`
+	AmountCents     int64             `json:"amount_cents"`
+	Items           []Item            `json:"items"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	Status          string            `json:"status"`
+	State           string            `json:"state"`
+	WorkflowVersion int               `json:"workflow_version"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	ReservationID   string            `json:"reservation_id"`
+	TransactionID   string            `json:"transaction_id"`
+	TrackingNumber  string            `json:"tracking_number"`
+	RefundID        string            `json:"refund_id"`
+	Attempts        map[string]int    `json:"attempts"`
+	LastError       string            `json:"last_error"`
+	// CancelRequested is set while a cancel waits for the current step to
+	// end.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+}
+
+// NewResource renders an instance as an order resource.
+func NewResource(in *statemachine.Instance) Resource {
+	var input Input
+	_ = json.Unmarshal(in.Input, &input)
+	if input.Items == nil {
+		input.Items = []Item{}
+	}
+	attempts := make(map[string]int, len(in.Attempts))
+	for step, n := range in.Attempts {
+		if n > 0 {
+			attempts[step] = n
+		}
+	}
+	return Resource{
+		OrderID: in.ID, CustomerID: input.CustomerID, Currency: input.Currency,
+		AmountCents: input.AmountCents, Items: input.Items, Metadata: input.Metadata,
+		Status: string(in.Status), State: in.State, WorkflowVersion: in.Version,
+		CreatedAt: in.Created, UpdatedAt: in.Updated,
+		ReservationID:  in.Results[ResultReservationID],
+		TransactionID:  in.Results[ResultTransactionID],
+		TrackingNumber: in.Results[ResultTrackingNumber],
+		RefundID:       in.Results[ResultRefundID],
+		Attempts:       attempts, LastError: in.LastError,
+		CancelRequested: in.Signals[statemachine.SignalCancel],
+	}
+}

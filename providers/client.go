@@ -1,0 +1,213 @@
+package providers
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultHTTPTimeout bounds one provider call when HTTPConfig.Timeout is 0.
+const DefaultHTTPTimeout = 5 * time.Second
+
+// maxAnswerBytes bounds how much of an answer the client reads, and how much
+// more it drains so that the connection can be reused.
+const maxAnswerBytes = 64 << 10
+
+// HTTPConfig configures the HTTP clients of the three providers.
+type HTTPConfig struct {
+	// InventoryURL is the inventory provider's base URL; it may carry a
+	// path prefix, as in http://127.0.0.1:8081/inventory. Required.
+	InventoryURL string
+	// PaymentURL is the payment provider's base URL. Required.
+	PaymentURL string
+	// ShippingURL is the shipping provider's base URL. Required.
+	ShippingURL string
+	// Timeout bounds each call, answer included. Default: DefaultHTTPTimeout
+	// (5s).
+	Timeout time.Duration
+	// Client sends the requests. Default: a client of its own whose
+	// transport keeps up to 100 idle connections per host.
+	Client *http.Client
+}
+
+// WithDefaults returns the config with its zero fields set to their
+// defaults.
+func (c HTTPConfig) WithDefaults() HTTPConfig {
+	c.Timeout = cmp.Or(c.Timeout, DefaultHTTPTimeout)
+	if c.Client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 100
+		t.MaxIdleConnsPerHost = 100
+		c.Client = &http.Client{Transport: t}
+	}
+	return c
+}
+
+// validate reports the first field that cannot work.
+func (c HTTPConfig) validate() error {
+	for _, f := range []struct{ name, url string }{
+		{"InventoryURL", c.InventoryURL},
+		{"PaymentURL", c.PaymentURL},
+		{"ShippingURL", c.ShippingURL},
+	} {
+		if err := validateBaseURL(f.url); err != nil {
+			return fmt.Errorf("providers: HTTPConfig.%s: %w", f.name, err)
+		}
+	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("providers: HTTPConfig.Timeout must be positive, got %v", c.Timeout)
+	}
+	return nil
+}
+
+func validateBaseURL(s string) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must not carry a query or fragment", s)
+	}
+	return nil
+}
+
+// NewHTTP returns the three providers as HTTP clients of the contract in
+// PROVIDERS.md. A client never retries: it classifies each answer as an
+// *Error, and the engine decides.
+func NewHTTP(cfg HTTPConfig) (Set, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return Set{}, err
+	}
+	c := &httpClient{
+		hc:        cfg.Client,
+		timeout:   cfg.Timeout,
+		inventory: strings.TrimRight(cfg.InventoryURL, "/"),
+		payment:   strings.TrimRight(cfg.PaymentURL, "/"),
+		shipping:  strings.TrimRight(cfg.ShippingURL, "/"),
+	}
+	return Set{Inventory: c, Payment: c, Shipping: c}, nil
+}
+
+// httpClient implements Inventory, Payment and Shipping over HTTP.
+type httpClient struct {
+	hc                           *http.Client
+	timeout                      time.Duration
+	inventory, payment, shipping string
+}
+
+// httpAnswer holds every field a provider answers with.
+type httpAnswer struct {
+	ReservationID  string `json:"reservation_id"`
+	TransactionID  string `json:"transaction_id"`
+	RefundID       string `json:"refund_id"`
+	TrackingNumber string `json:"tracking_number"`
+	Error          string `json:"error"`
+}
+
+// Reserve implements Inventory.
+func (c *httpClient) Reserve(ctx context.Context, r ReserveRequest) (string, error) {
+	return c.post(ctx, ProviderInventory, OpReserve, c.inventory+"/reservations", r.IdempotencyKey, r,
+		func(a *httpAnswer) string { return a.ReservationID })
+}
+
+// Release implements Inventory. An empty reservation ID names no
+// reservation, so releasing it succeeds without a call.
+func (c *httpClient) Release(ctx context.Context, r ReleaseRequest) error {
+	if r.ReservationID == "" {
+		return nil
+	}
+	body := struct {
+		OrderID string `json:"order_id,omitempty"`
+	}{r.OrderID}
+	u := c.inventory + "/reservations/" + url.PathEscape(r.ReservationID) + "/release"
+	_, err := c.post(ctx, ProviderInventory, OpRelease, u, r.IdempotencyKey, body, nil)
+	return err
+}
+
+// Charge implements Payment.
+func (c *httpClient) Charge(ctx context.Context, r ChargeRequest) (string, error) {
+	return c.post(ctx, ProviderPayment, OpCharge, c.payment+"/charges", r.IdempotencyKey, r,
+		func(a *httpAnswer) string { return a.TransactionID })
+}
+
+// Refund implements Payment.
+func (c *httpClient) Refund(ctx context.Context, r RefundRequest) (string, error) {
+	return c.post(ctx, ProviderPayment, OpRefund, c.payment+"/refunds", r.IdempotencyKey, r,
+		func(a *httpAnswer) string { return a.RefundID })
+}
+
+// Ship implements Shipping.
+func (c *httpClient) Ship(ctx context.Context, r ShipRequest) (string, error) {
+	return c.post(ctx, ProviderShipping, OpShip, c.shipping+"/shipments", r.IdempotencyKey, r,
+		func(a *httpAnswer) string { return a.TrackingNumber })
+}
+
+// post sends one call and classifies its answer. idFunc picks the ID a
+// success must carry; nil means a success carries none.
+func (c *httpClient) post(ctx context.Context, provider, op, u, key string, body any, idFunc func(*httpAnswer) string) (string, error) {
+	fail := func(status int, err error) *Error {
+		return &Error{Provider: provider, Op: op, Status: status, Err: err}
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return "", fail(0, fmt.Errorf("encoding request: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
+	if err != nil {
+		return "", fail(0, fmt.Errorf("building request: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", fail(0, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
+		_ = resp.Body.Close()
+	}()
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	var a httpAnswer
+	decodeErr := cmp.Or(readErr, json.Unmarshal(data, &a))
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := fail(resp.StatusCode, nil)
+		e.Code = a.Error
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return "", e
+	}
+	// A success whose answer cannot be read applied its effect, but the ID
+	// is lost: that is as ambiguous as no answer, and a retry with the same
+	// key reads the answer again.
+	if decodeErr != nil && idFunc != nil {
+		return "", fail(0, fmt.Errorf("reading %d answer: %w", resp.StatusCode, decodeErr))
+	}
+	if idFunc == nil {
+		return "", nil
+	}
+	id := idFunc(&a)
+	if id == "" {
+		return "", fail(0, fmt.Errorf("%d answer carries no ID", resp.StatusCode))
+	}
+	return id, nil
+}

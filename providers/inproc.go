@@ -1,0 +1,200 @@
+package providers
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// InProcess implements Inventory, Payment and Shipping in memory, with no
+// latency, for benchmarks and tests. Like a real provider it answers a
+// repeated idempotency key with its first result and applies nothing twice.
+// It is safe for concurrent use.
+//
+// The decline fields must be set before the first call and not changed
+// afterwards.
+type InProcess struct {
+	// DeclineCustomers makes payment decline these customers' charges with
+	// a permanent 402 card_declined. Default: none.
+	DeclineCustomers map[string]bool
+	// OutOfStockSKUs makes inventory refuse reservations holding any of
+	// these SKUs with a permanent 409 out_of_stock. Default: none.
+	OutOfStockSKUs map[string]bool
+	// UndeliverableSKUs makes shipping refuse shipments holding any of
+	// these SKUs with a permanent 422 undeliverable. Default: none.
+	UndeliverableSKUs map[string]bool
+	// UndeliverableCustomers makes shipping refuse these customers'
+	// shipments with a permanent 422 undeliverable. Default: none.
+	UndeliverableCustomers map[string]bool
+
+	mu       sync.Mutex
+	seq      uint64
+	answers  [opCount]map[string]inprocAnswer
+	calls    [opCount]int
+	applied  [opCount]int
+	released map[string]bool // reservation ID -> released
+}
+
+// The operations as array indexes.
+const (
+	opReserve = iota
+	opRelease
+	opCharge
+	opRefund
+	opShip
+	opCount
+)
+
+var opIndex = map[string]int{
+	OpReserve: opReserve,
+	OpRelease: opRelease,
+	OpCharge:  opCharge,
+	OpRefund:  opRefund,
+	OpShip:    opShip,
+}
+
+// inprocAnswer is the first result given to one idempotency key.
+type inprocAnswer struct {
+	id  string
+	err *Error
+}
+
+// NewInProcess returns an empty in-process provider set.
+func NewInProcess() *InProcess {
+	p := &InProcess{released: make(map[string]bool)}
+	for i := range p.answers {
+		p.answers[i] = make(map[string]inprocAnswer)
+	}
+	return p
+}
+
+// Set returns p as all three providers.
+func (p *InProcess) Set() Set { return Set{Inventory: p, Payment: p, Shipping: p} }
+
+// Applied returns how many times op's effect was applied: repeated keys,
+// declines and no-op releases do not count.
+func (p *InProcess) Applied(op string) int { return p.count(&p.applied, op) }
+
+// Calls returns how many times op was called, repeats and declines included.
+func (p *InProcess) Calls(op string) int { return p.count(&p.calls, op) }
+
+func (p *InProcess) count(counts *[opCount]int, op string) int {
+	i, ok := opIndex[op]
+	if !ok {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return counts[i]
+}
+
+// Reserve implements Inventory.
+func (p *InProcess) Reserve(ctx context.Context, r ReserveRequest) (string, error) {
+	return p.do(ctx, opReserve, r.IdempotencyKey, func() inprocAnswer {
+		for _, it := range r.Items {
+			if p.OutOfStockSKUs[it.SKU] {
+				return inprocDecline(ProviderInventory, OpReserve, http.StatusConflict, CodeOutOfStock)
+			}
+		}
+		id := p.newID("res_")
+		p.released[id] = false
+		return inprocAnswer{id: id}
+	})
+}
+
+// Release implements Inventory. Only the first release of a known
+// reservation counts as applied.
+func (p *InProcess) Release(ctx context.Context, r ReleaseRequest) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Provider: ProviderInventory, Op: OpRelease, Err: err}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls[opRelease]++
+	if released, ok := p.released[r.ReservationID]; ok && !released {
+		p.released[r.ReservationID] = true
+		p.applied[opRelease]++
+	}
+	return nil
+}
+
+// Charge implements Payment.
+func (p *InProcess) Charge(ctx context.Context, r ChargeRequest) (string, error) {
+	return p.do(ctx, opCharge, r.IdempotencyKey, func() inprocAnswer {
+		if p.DeclineCustomers[r.CustomerID] {
+			return inprocDecline(ProviderPayment, OpCharge, http.StatusPaymentRequired, CodeCardDeclined)
+		}
+		return inprocAnswer{id: p.newID("txn_")}
+	})
+}
+
+// Refund implements Payment.
+func (p *InProcess) Refund(ctx context.Context, r RefundRequest) (string, error) {
+	return p.do(ctx, opRefund, r.IdempotencyKey, func() inprocAnswer {
+		return inprocAnswer{id: p.newID("ref_")}
+	})
+}
+
+// Ship implements Shipping.
+func (p *InProcess) Ship(ctx context.Context, r ShipRequest) (string, error) {
+	return p.do(ctx, opShip, r.IdempotencyKey, func() inprocAnswer {
+		undeliverable := p.UndeliverableCustomers[r.CustomerID]
+		for _, it := range r.Items {
+			undeliverable = undeliverable || p.UndeliverableSKUs[it.SKU]
+		}
+		if undeliverable {
+			return inprocDecline(ProviderShipping, OpShip, http.StatusUnprocessableEntity, CodeUndeliverable)
+		}
+		return inprocAnswer{id: p.newID("trk_")}
+	})
+}
+
+// do answers one call: the stored answer for a key seen before, else the
+// one decideFunc gives, which is then stored. decideFunc runs under p.mu.
+func (p *InProcess) do(ctx context.Context, op int, key string, decideFunc func() inprocAnswer) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", &Error{Provider: opProvider(op), Op: opName(op), Err: err}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls[op]++
+	a, seen := p.answers[op][key]
+	if !seen {
+		a = decideFunc()
+		p.answers[op][key] = a
+		if a.err == nil {
+			p.applied[op]++
+		}
+	}
+	if a.err != nil {
+		return "", a.err
+	}
+	return a.id, nil
+}
+
+// newID returns a fresh ID; p.mu must be held.
+func (p *InProcess) newID(prefix string) string {
+	p.seq++
+	var buf [32]byte
+	return string(strconv.AppendUint(append(buf[:0], prefix...), p.seq, 10))
+}
+
+func inprocDecline(provider, op string, status int, code string) inprocAnswer {
+	return inprocAnswer{err: &Error{Provider: provider, Op: op, Status: status, Code: code}}
+}
+
+func opName(op int) string {
+	return [opCount]string{OpReserve, OpRelease, OpCharge, OpRefund, OpShip}[op]
+}
+
+func opProvider(op int) string {
+	switch op {
+	case opReserve, opRelease:
+		return ProviderInventory
+	case opCharge, opRefund:
+		return ProviderPayment
+	default:
+		return ProviderShipping
+	}
+}

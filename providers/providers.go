@@ -1,0 +1,113 @@
+// Package providers holds the clients for the external services an order acts
+// on (inventory, payment and shipping), following the HTTP contract in
+// PROVIDERS.md, an in-process implementation of the same interfaces for
+// benchmarks, and the simulators that `orderflow sim` serves.
+//
+// Every call that changes something carries an idempotency key of the form
+// <order_id>:<operation>. A provider that sees a key again answers with its
+// first result and applies nothing twice, so a step may be retried freely.
+package providers
+
+import (
+	"context"
+)
+
+// The provider names, as carried by Error.Provider and used as the
+// simulators' path prefixes.
+const (
+	ProviderInventory = "inventory"
+	ProviderPayment   = "payment"
+	ProviderShipping  = "shipping"
+)
+
+// The operations named in idempotency keys.
+const (
+	OpReserve = "reserve"
+	OpRelease = "release"
+	OpCharge  = "charge"
+	OpRefund  = "refund"
+	OpShip    = "ship"
+)
+
+// IdempotencyKey returns the stable key <order_id>:<operation>.
+func IdempotencyKey(orderID, op string) string { return orderID + ":" + op }
+
+// Item is one order line as the providers see it.
+type Item struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+// ReserveRequest asks inventory to hold stock for an order.
+type ReserveRequest struct {
+	IdempotencyKey string `json:"-"`
+	OrderID        string `json:"order_id"`
+	Items          []Item `json:"items"`
+}
+
+// ReleaseRequest gives reserved stock back.
+type ReleaseRequest struct {
+	IdempotencyKey string `json:"-"`
+	OrderID        string `json:"-"`
+	ReservationID  string `json:"-"`
+}
+
+// ChargeRequest asks payment to charge a customer.
+type ChargeRequest struct {
+	IdempotencyKey string `json:"-"`
+	OrderID        string `json:"order_id"`
+	CustomerID     string `json:"customer_id"`
+	AmountCents    int64  `json:"amount_cents"`
+	Currency       string `json:"currency"`
+}
+
+// RefundRequest asks payment to refund a charge.
+type RefundRequest struct {
+	IdempotencyKey string `json:"-"`
+	OrderID        string `json:"order_id"`
+	TransactionID  string `json:"transaction_id"`
+	AmountCents    int64  `json:"amount_cents"`
+	Currency       string `json:"currency"`
+}
+
+// ShipRequest asks shipping to send the reserved items.
+type ShipRequest struct {
+	IdempotencyKey string `json:"-"`
+	OrderID        string `json:"order_id"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	ReservationID  string `json:"reservation_id"`
+	Items          []Item `json:"items"`
+}
+
+// Inventory reserves and releases stock.
+type Inventory interface {
+	// Reserve returns the reservation ID. Out of stock is a permanent *Error
+	// with status 409.
+	Reserve(ctx context.Context, r ReserveRequest) (reservationID string, err error)
+	// Release gives the stock back. Releasing twice, or an unknown
+	// reservation, succeeds.
+	Release(ctx context.Context, r ReleaseRequest) error
+}
+
+// Payment charges and refunds.
+type Payment interface {
+	// Charge returns the transaction ID. A decline is a permanent *Error with
+	// status 402.
+	Charge(ctx context.Context, r ChargeRequest) (transactionID string, err error)
+	// Refund returns the refund ID.
+	Refund(ctx context.Context, r RefundRequest) (refundID string, err error)
+}
+
+// Shipping ships reserved stock.
+type Shipping interface {
+	// Ship returns the tracking number. An undeliverable order is a permanent
+	// *Error with status 422.
+	Ship(ctx context.Context, r ShipRequest) (trackingNumber string, err error)
+}
+
+// Set bundles the three providers a worker needs.
+type Set struct {
+	Inventory Inventory
+	Payment   Payment
+	Shipping  Shipping
+}

@@ -1,0 +1,193 @@
+package providers
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua scripts that apply effects; each documents its KEYS, ARGV and
+// return value in its header.
+var (
+	//go:embed scripts/record.lua
+	recordSrc    string
+	recordScript = redis.NewScript(recordSrc)
+
+	//go:embed scripts/reserve.lua
+	reserveSrc    string
+	reserveScript = redis.NewScript(reserveSrc)
+
+	//go:embed scripts/release.lua
+	releaseSrc    string
+	releaseScript = redis.NewScript(releaseSrc)
+)
+
+// answer is a provider's reply to one call.
+type answer struct {
+	status int
+	body   string
+}
+
+// simCall is one mutating call, checked and decoded.
+type simCall[R any] struct {
+	// key is the Idempotency-Key.
+	key string
+	// req is the decoded body.
+	req R
+	// faults are the provider's faults for this call.
+	faults *faultState
+	// at is when the call arrived.
+	at time.Time
+	// r is the HTTP request.
+	r *http.Request
+}
+
+// entry starts the ledger entry of c.
+func (c simCall[R]) entry(provider, op, orderID string) LedgerEntry {
+	return LedgerEntry{Provider: provider, Op: op, Key: c.key, OrderID: orderID, At: c.at}
+}
+
+// checker is a request body that can say what is wrong with it.
+type checker interface {
+	// check returns what is wrong with the request, or "".
+	check() string
+}
+
+// effectFunc applies one call's effect, at most once per idempotency key,
+// and returns the answer to send.
+type effectFunc[R any] func(ctx context.Context, c simCall[R]) (answer, error)
+
+// effectHandler serves one mutating call: it checks the Idempotency-Key and
+// the body, injects the provider's faults, and applies the effect.
+func effectHandler[T any, R interface {
+	*T
+	checker
+}](s *Simulator, provider, op string, apply effectFunc[R]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := simCall[R]{key: r.Header.Get("Idempotency-Key"), req: new(T), faults: s.faultsOf(provider), at: time.Now().UTC(), r: r}
+		if c.key == "" {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "missing Idempotency-Key header")
+			return
+		}
+		if !decodeBody(w, r, c.req) {
+			return
+		}
+		if problem := c.req.check(); problem != "" {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, problem)
+			return
+		}
+		ctx := r.Context()
+		if !s.wait(ctx, c.faults.Latency) {
+			abortResponse(w)
+			return
+		}
+		switch {
+		case s.rand.hit(c.faults.RateLimitRate):
+			w.Header().Set("Retry-After", formatRetryAfter(c.faults.RetryAfter))
+			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "")
+			return
+		case s.rand.hit(c.faults.FailureRate):
+			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "")
+			return
+		}
+		a, err := apply(ctx, c)
+		if err != nil {
+			s.internalError(w, r, provider+" "+op, err)
+			return
+		}
+		if s.rand.hit(c.faults.TimeoutRate) {
+			s.wait(ctx, c.faults.TimeoutHold)
+			abortResponse(w)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	}
+}
+
+// wait waits for d, and reports false when ctx ended first. Close ends the
+// wait early, reporting true.
+func (s *Simulator) wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.done:
+		return true
+	case <-t.C:
+		return true
+	}
+}
+
+// abortResponse drops the connection without an answer, as a lost response
+// looks to the client.
+func abortResponse(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// record answers a call once per idempotency key, with a, appending e to
+// the ledger when a is a success.
+func (s *Simulator) record(ctx context.Context, e LedgerEntry, a answer) (answer, error) {
+	entry := ""
+	if a.status == http.StatusOK {
+		var err error
+		if entry, err = e.marshal(); err != nil {
+			return answer{}, err
+		}
+	}
+	k := keysOf(e.Provider)
+	keys := []string{k.answer(e.Op, e.Key), k.ledger(), k.orderLedger(e.OrderID)}
+	return s.runAnswer(ctx, recordScript, keys, a.status, a.body, entry)
+}
+
+// runAnswer runs a script that returns {status, body}.
+func (s *Simulator) runAnswer(ctx context.Context, script *redis.Script, keys []string, args ...any) (answer, error) {
+	res, err := script.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return answer{}, err
+	}
+	if len(res) == 2 {
+		status, ok1 := res[0].(int64)
+		body, ok2 := res[1].(string)
+		if ok1 && ok2 {
+			return answer{status: int(status), body: body}, nil
+		}
+	}
+	return answer{}, fmt.Errorf("script answered %v, want {status, body}", res)
+}
+
+// simID derives the ID of an effect from its idempotency key, so that every
+// attempt computes the same ID and no counter is needed.
+func simID(prefix, provider, op, key string) string {
+	sum := sha256.Sum256([]byte(provider + "\x00" + op + "\x00" + key))
+	return prefix + hex.EncodeToString(sum[:10])
+}
+
+// idBody is the body of a success carrying one ID.
+func idBody(field, id string) string {
+	b, _ := json.Marshal(map[string]string{field: id})
+	return string(b)
+}
+
+// declined is the answer of a permanent business failure.
+func declined(status int, code string) answer {
+	b, _ := json.Marshal(errorBody{Error: code})
+	return answer{status: status, body: string(b)}
+}

@@ -1,0 +1,147 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/orders"
+	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/statemachine"
+	"github.com/orderflow/orderflow/tasks"
+)
+
+// WorkerConfig configures a worker process. Every field's comment gives its
+// default.
+type WorkerConfig struct {
+	// Concurrency is how many tasks run at once. Default 20.
+	Concurrency int
+	// Queues maps queue names to weights. Default: every queue a registered
+	// step uses, weight 1.
+	Queues map[string]int
+	// TaskCheckInterval is asynq's poll interval when the queues are empty.
+	// Default 100ms.
+	TaskCheckInterval time.Duration
+	// DelayedTaskCheckInterval is how often scheduled retries are moved to
+	// their queue. Default 250ms.
+	DelayedTaskCheckInterval time.Duration
+	// ShutdownTimeout bounds how long a stopping worker waits for running
+	// tasks. Default 10s.
+	ShutdownTimeout time.Duration
+	// Engine configures leases, the reaper and retries.
+	Engine engine.Config
+	// Store configures retention.
+	Store statemachine.StoreConfig
+	// Logger receives logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns the config with its zero fields set.
+func (c WorkerConfig) WithDefaults() WorkerConfig {
+	c.Concurrency = cmp.Or(c.Concurrency, 20)
+	c.TaskCheckInterval = cmp.Or(c.TaskCheckInterval, 100*time.Millisecond)
+	c.DelayedTaskCheckInterval = cmp.Or(c.DelayedTaskCheckInterval, 250*time.Millisecond)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Engine.Logger = cmp.Or(c.Engine.Logger, c.Logger)
+	return c
+}
+
+// Worker is a worker process: an asynq server running the engine's tasks,
+// and the reaper that resumes instances whose worker died.
+type Worker struct {
+	cfg    WorkerConfig
+	srv    *asynq.Server
+	engine *engine.Engine
+	store  *statemachine.Store
+	queue  *tasks.Queue
+
+	stopReaper context.CancelFunc
+	reaperDone sync.WaitGroup
+	once       sync.Once
+}
+
+// NewWorker builds a worker over a shared Redis client and the providers the
+// order steps call. reg receives the engine's metrics (nil: none).
+func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg prometheus.Registerer) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	registry := statemachine.NewOrderRegistry()
+	queues := cfg.Queues
+	if len(queues) == 0 {
+		queues = map[string]int{}
+		for _, q := range registry.Queues() {
+			queues[q] = 1
+		}
+	}
+	store := statemachine.NewStore(rdb, cfg.Store)
+	queue := tasks.NewQueue(rdb, tasks.QueueConfig{})
+	eng, err := engine.New(cfg.Engine, store, registry, orders.Activities(p), queue, engine.NewMetrics(reg))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("building engine: %w", err)
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   queues,
+		TaskCheckInterval:        cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc:           tasks.RetryDelay,
+		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+		HealthCheckFunc: func(err error) {
+			if err != nil {
+				cfg.Logger.Warn("redis health check failed", "err", err)
+			}
+		},
+	})
+	return &Worker{cfg: cfg, srv: srv, engine: eng, store: store, queue: queue}, nil
+}
+
+// Engine returns the worker's engine.
+func (w *Worker) Engine() *engine.Engine { return w.engine }
+
+// Start starts processing tasks and the reaper. It does not block.
+func (w *Worker) Start() error {
+	h := &tasks.Handler{Engine: w.engine}
+	if err := w.srv.Start(tasks.NewServeMux(h)); err != nil {
+		return fmt.Errorf("starting asynq server: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopReaper = cancel
+	w.reaperDone.Add(1)
+	go func() {
+		defer w.reaperDone.Done()
+		w.engine.RunReaper(ctx)
+	}()
+	w.cfg.Logger.Info("worker started", "concurrency", w.cfg.Concurrency, "worker", w.engine.Config().WorkerID)
+	return nil
+}
+
+// Shutdown stops the worker gracefully: running advances hand off at their
+// next step boundary, asynq stops taking tasks and waits up to
+// ShutdownTimeout for running ones (it puts back any still running), and
+// batched index writes are flushed. No step is lost.
+func (w *Worker) Shutdown() {
+	w.once.Do(func() {
+		w.engine.Stop()
+		w.srv.Stop()
+		w.srv.Shutdown()
+		if w.stopReaper != nil {
+			w.stopReaper()
+			w.reaperDone.Wait()
+		}
+		w.store.Close()
+		w.cfg.Logger.Info("worker stopped")
+	})
+}

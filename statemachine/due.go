@@ -1,0 +1,194 @@
+package statemachine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The due index (DueKey) holds every unfinished instance with the time at
+// which the reaper must look at it if nothing else has: the end of its
+// lease, a retry, or a pickup deadline. It is a safety net, so its updates
+// are batched: many instances' updates go out as one ZADD and one ZREM. A
+// batch lost in a crash only makes the reaper look at an instance sooner or
+// later than needed; the reaper always checks the record before acting.
+
+// dueBatcher collects due-index updates and writes them every interval.
+type dueBatcher struct {
+	rdb      redis.UniversalClient
+	interval time.Duration
+
+	mu      sync.Mutex
+	adds    map[string]int64
+	removes map[string]struct{}
+	kick    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newDueBatcher(rdb redis.UniversalClient, interval time.Duration) *dueBatcher {
+	b := &dueBatcher{
+		rdb: rdb, interval: interval,
+		adds: map[string]int64{}, removes: map[string]struct{}{},
+		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go b.run()
+	return b
+}
+
+func (b *dueBatcher) set(id string, at time.Time) {
+	b.mu.Lock()
+	if _, gone := b.removes[id]; !gone {
+		b.adds[id] = at.UnixMilli()
+	}
+	b.mu.Unlock()
+	b.wake()
+}
+
+func (b *dueBatcher) remove(id string) {
+	b.mu.Lock()
+	delete(b.adds, id)
+	b.removes[id] = struct{}{}
+	b.mu.Unlock()
+	b.wake()
+}
+
+func (b *dueBatcher) wake() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *dueBatcher) run() {
+	defer close(b.stopped)
+	for {
+		select {
+		case <-b.done:
+			b.flush()
+			return
+		case <-b.kick:
+		}
+		// Let a batch gather before writing it.
+		select {
+		case <-b.done:
+			b.flush()
+			return
+		case <-time.After(b.interval):
+		}
+		b.flush()
+	}
+}
+
+func (b *dueBatcher) flush() {
+	b.mu.Lock()
+	adds, removes := b.adds, b.removes
+	b.adds, b.removes = map[string]int64{}, map[string]struct{}{}
+	b.mu.Unlock()
+	if len(adds) == 0 && len(removes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if len(adds) > 0 {
+			zs := make([]redis.Z, 0, len(adds))
+			for id, at := range adds {
+				zs = append(zs, redis.Z{Score: float64(at), Member: id})
+			}
+			p.ZAdd(ctx, DueKey, zs...)
+		}
+		if len(removes) > 0 {
+			ms := make([]any, 0, len(removes))
+			for id := range removes {
+				ms = append(ms, id)
+			}
+			p.ZRem(ctx, DueKey, ms...)
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	// Keep what failed for the next flush, unless newer updates replaced it.
+	b.mu.Lock()
+	for id, at := range adds {
+		if _, newer := b.adds[id]; !newer {
+			if _, gone := b.removes[id]; !gone {
+				b.adds[id] = at
+			}
+		}
+	}
+	for id := range removes {
+		if _, newer := b.adds[id]; !newer {
+			b.removes[id] = struct{}{}
+		}
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.done:
+	case <-time.After(100 * time.Millisecond):
+		b.wake()
+	}
+}
+
+func (b *dueBatcher) close() {
+	b.once.Do(func() { close(b.done) })
+	<-b.stopped
+}
+
+// SetDue asks the reaper to look at an instance at the given time. The write
+// is batched.
+func (s *Store) SetDue(id string, at time.Time) { s.due.set(id, at) }
+
+// ForgetDue takes an instance out of the due index. The write is batched.
+func (s *Store) ForgetDue(id string) { s.due.remove(id) }
+
+// FlushDue writes the batched due-index updates now (tests, shutdown).
+func (s *Store) FlushDue() { s.due.flush() }
+
+// DueEntry is one instance the reaper should look at.
+type DueEntry struct {
+	ID string
+	// At is the entry's score, Unix ms, needed to claim it.
+	At int64
+}
+
+// DueBefore returns up to limit instances due at or before t.
+func (s *Store) DueBefore(ctx context.Context, t time.Time, limit int64) ([]DueEntry, error) {
+	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+		Key: DueKey, Start: "-inf", Stop: fmt.Sprint(t.UnixMilli()), ByScore: true, Count: limit,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading due index: %w", err)
+	}
+	out := make([]DueEntry, 0, len(zs))
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		out = append(out, DueEntry{ID: id, At: int64(z.Score)})
+	}
+	return out, nil
+}
+
+// ClaimDue moves a due entry to next if its score is still e.At, so that only
+// one reaper acts on it. It reports whether this caller won.
+func (s *Store) ClaimDue(ctx context.Context, e DueEntry, next time.Time) (bool, error) {
+	n, err := s.sc.dueClaim.Run(ctx, s.rdb, []string{DueKey}, e.ID, e.At, next.UnixMilli()).Int()
+	if err != nil {
+		return false, fmt.Errorf("claiming due entry: %w", err)
+	}
+	return n == 1, nil
+}
+
+// RemoveDue removes an entry from the due index now.
+func (s *Store) RemoveDue(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, DueKey, id).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("removing due entry: %w", err)
+	}
+	return nil
+}

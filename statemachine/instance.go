@@ -1,0 +1,244 @@
+package statemachine
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Field names in an instance's record hash. Short names keep the hash in
+// Redis's compact listpack encoding.
+const (
+	fieldWorkflow    = "wf"
+	fieldVersion     = "v"
+	fieldState       = "st"
+	fieldStatus      = "stt"
+	fieldRev         = "rev"
+	fieldAccepted    = "acc"
+	fieldCreated     = "ct"
+	fieldUpdated     = "ut"
+	fieldFingerprint = "fp"
+	fieldLeaseToken  = "lt"
+	fieldLeaseUntil  = "lu"
+	fieldNextAt      = "na"
+	fieldTask        = "tk"
+	fieldError       = "err"
+	fieldReason      = "rsn"
+
+	prefixSignal   = "s:"
+	prefixAttempt  = "a:"
+	prefixDeclined = "x:"
+	prefixResult   = "r:"
+)
+
+// maxErrorLen bounds the last error kept in the record; the history keeps
+// every error whole.
+const maxErrorLen = 60
+
+// Instance is one workflow instance (an order) as stored in Redis.
+type Instance struct {
+	ID       string
+	Workflow string
+	Version  int
+	State    string
+	Status   Status
+	// Rev is the revision: it grows by one with every write except lease
+	// claims and renewals, and is what transitions compare.
+	Rev      int64
+	Accepted bool
+	Created  time.Time
+	Updated  time.Time
+	// Fingerprint identifies the input, for replay detection.
+	Fingerprint string
+	// LeaseToken and LeaseUntil describe the engine's lease, if any.
+	LeaseToken string
+	LeaseUntil time.Time
+	// NextAt is the earliest time the current step may be attempted again.
+	NextAt time.Time
+	// Task is the ID of the asynq task expected to drive the instance next.
+	Task string
+	// LastError is the last step error, shortened.
+	LastError string
+	// Reason is why the instance compensates: ReasonFailed or
+	// ReasonCancelled, or empty.
+	Reason string
+	// Signals holds the signals received and not yet acted on.
+	Signals map[string]bool
+	// Attempts counts the attempts begun per step.
+	Attempts map[string]int
+	// Declined marks steps that got a permanent answer: their effect never
+	// happened.
+	Declined map[string]bool
+	// Results holds step results, such as reservation_id.
+	Results map[string]string
+	// Input is the instance's input (the order request), as JSON.
+	Input []byte
+}
+
+// Leased reports whether a lease other than token is live at now.
+func (in *Instance) Leased(token string, now time.Time) bool {
+	return in.LeaseToken != "" && in.LeaseToken != token && in.LeaseUntil.After(now)
+}
+
+// decodeInstance builds an Instance from a record hash and the created event.
+func decodeInstance(id string, h map[string]string, created string) *Instance {
+	in := &Instance{
+		ID:          id,
+		Workflow:    h[fieldWorkflow],
+		Version:     atoi(h[fieldVersion]),
+		State:       h[fieldState],
+		Status:      Status(h[fieldStatus]),
+		Rev:         int64(atoi(h[fieldRev])),
+		Accepted:    h[fieldAccepted] == "1",
+		Created:     fromMicros(h[fieldCreated]),
+		Updated:     fromMicros(h[fieldUpdated]),
+		Fingerprint: h[fieldFingerprint],
+		LeaseToken:  h[fieldLeaseToken],
+		LeaseUntil:  fromMillis(h[fieldLeaseUntil]),
+		NextAt:      fromMillis(h[fieldNextAt]),
+		Task:        h[fieldTask],
+		LastError:   h[fieldError],
+		Reason:      h[fieldReason],
+		Signals:     map[string]bool{},
+		Attempts:    map[string]int{},
+		Declined:    map[string]bool{},
+		Results:     map[string]string{},
+	}
+	for k, v := range h {
+		switch {
+		case v == "":
+		case strings.HasPrefix(k, prefixSignal):
+			in.Signals[k[len(prefixSignal):]] = v == "1"
+		case strings.HasPrefix(k, prefixAttempt):
+			in.Attempts[k[len(prefixAttempt):]] = atoi(v)
+		case strings.HasPrefix(k, prefixDeclined):
+			in.Declined[k[len(prefixDeclined):]] = v == "1"
+		case strings.HasPrefix(k, prefixResult):
+			in.Results[k[len(prefixResult):]] = v
+		}
+	}
+	if created != "" {
+		if ev, err := decodeEvent(created); err == nil {
+			in.Input = ev.Detail
+		}
+	}
+	return in
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+func fromMicros(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+func fromMillis(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+func micros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+func millis(t time.Time) string {
+	if t.IsZero() {
+		return "0"
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+// Fields is a set of record fields a Change writes, built with its methods.
+type Fields []string
+
+// Result records a step result, such as reservation_id.
+func (f *Fields) Result(name, value string) { *f = append(*f, prefixResult+name, value) }
+
+// Attempt records the number of attempts begun for step.
+func (f *Fields) Attempt(step string, n int) {
+	*f = append(*f, prefixAttempt+step, strconv.Itoa(n))
+}
+
+// Declined marks step as having had a permanent answer (nothing applied);
+// false clears the mark when the step is entered afresh.
+func (f *Fields) Declined(step string, on bool) {
+	v := ""
+	if on {
+		v = "1"
+	}
+	*f = append(*f, prefixDeclined+step, v)
+}
+
+// Signal records (true) or consumes (false) a signal.
+func (f *Fields) Signal(name string, on bool) {
+	v := ""
+	if on {
+		v = "1"
+	}
+	*f = append(*f, prefixSignal+name, v)
+}
+
+// NextAt sets the earliest next attempt; the zero time clears it.
+func (f *Fields) NextAt(t time.Time) {
+	v := ""
+	if !t.IsZero() {
+		v = millis(t)
+	}
+	*f = append(*f, fieldNextAt, v)
+}
+
+// Task records the ID of the task expected to drive the instance next.
+func (f *Fields) Task(id string) { *f = append(*f, fieldTask, id) }
+
+// Error records the last error, shortened; "" clears it.
+func (f *Fields) Error(msg string) {
+	if len(msg) > maxErrorLen {
+		msg = strings.ToValidUTF8(msg[:maxErrorLen], "")
+	}
+	*f = append(*f, fieldError, msg)
+}
+
+// Reason records why the instance compensates.
+func (f *Fields) Reason(r string) { *f = append(*f, fieldReason, r) }
+
+// ApplyFields updates the instance in memory as a successful write of f
+// updated its record.
+func (in *Instance) ApplyFields(f Fields) {
+	for i := 0; i+1 < len(f); i += 2 {
+		k, v := f[i], f[i+1]
+		switch {
+		case k == fieldNextAt:
+			in.NextAt = fromMillis(v)
+		case k == fieldTask:
+			in.Task = v
+		case k == fieldError:
+			in.LastError = v
+		case k == fieldReason:
+			in.Reason = v
+		case strings.HasPrefix(k, prefixSignal):
+			in.Signals[k[len(prefixSignal):]] = v == "1"
+		case strings.HasPrefix(k, prefixAttempt):
+			in.Attempts[k[len(prefixAttempt):]] = atoi(v)
+		case strings.HasPrefix(k, prefixDeclined):
+			in.Declined[k[len(prefixDeclined):]] = v == "1"
+		case strings.HasPrefix(k, prefixResult):
+			in.Results[k[len(prefixResult):]] = v
+		}
+	}
+}
+
+// InDoubt reports whether step may have applied its effect without the
+// instance knowing its result: it was attempted, no result was recorded
+// under resultKey, and no permanent answer said it never happened. A
+// compensation settles such a step (repeats the call under the same key to
+// learn its result) before undoing it.
+func (in *Instance) InDoubt(step, resultKey string) bool {
+	return in.Results[resultKey] == "" && in.Attempts[step] > 0 && !in.Declined[step]
+}

@@ -1,0 +1,39 @@
+package statemachine
+
+// Every Redis key orderflow writes is built here.
+//
+// The keys of one instance share the hash tag {o:<id>}, so a whole instance
+// sits in one Redis Cluster slot and every per-instance script touches one
+// slot. Global indexes live under their own keys and are written outside the
+// per-instance scripts.
+
+// Prefix starts every key orderflow owns. asynq's keys start with "asynq:".
+const Prefix = "of:"
+
+// tag returns the hash tag of an instance.
+func tag(id string) string { return "{o:" + id + "}" }
+
+// RecordKey is the hash holding an instance's state, revision, lease,
+// attempts, flags and step results.
+func RecordKey(id string) string { return Prefix + tag(id) }
+
+// HistoryKey is the list of an instance's events, oldest first. Element 0 is
+// the "created" event, which carries the instance's input.
+func HistoryKey(id string) string { return Prefix + tag(id) + ":h" }
+
+// IndexKey is the sorted set of accepted instances scored by creation time in
+// microseconds; the order list reads it newest first.
+const IndexKey = Prefix + "idx:created"
+
+// DueKey is the sorted set of unfinished instances scored by the time (Unix
+// ms) at which the reaper must look at them if nothing else has: a lease
+// expiry, a retry time, or a pickup deadline.
+const DueKey = Prefix + "due"
+
+// WakeKey is the list through which the API hands new instances to idle
+// workers at once; asynq tasks remain the durable path.
+const WakeKey = Prefix + "wake"
+
+// IdempotencyKey is the record of one client Idempotency-Key. The key is
+// hashed so that any printable header value makes a safe key name.
+func IdempotencyKey(keyHash string) string { return Prefix + "idem:{" + keyHash + "}" }

@@ -1,0 +1,103 @@
+package statemachine
+
+import (
+	"time"
+
+	"github.com/looplab/fsm"
+)
+
+// The order workflow's name, and the names of its steps (activities).
+const (
+	OrderWorkflow = "order"
+
+	StepReserve = "reserve"
+	StepCharge  = "charge"
+	StepShip    = "ship"
+	StepRefund  = "refund"
+	StepRelease = "release"
+)
+
+// The states of the order workflow, version 1.
+const (
+	OrderPending   = "pending"
+	OrderReserving = "reserving"
+	OrderCharging  = "charging"
+	OrderShipping  = "shipping"
+	OrderCompleted = "completed"
+	OrderRefunding = "refunding"
+	OrderReleasing = "releasing"
+	OrderFailed    = "failed"
+	OrderCancelled = "cancelled"
+)
+
+// DefaultQueue is the queue workflow steps run on unless a state names
+// another.
+const DefaultQueue = "workflow"
+
+var forwardRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 10 * time.Second, Coefficient: 2, MaxAttempts: 6}
+
+var shipRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 10 * time.Second, Coefficient: 2, MaxAttempts: 8}
+
+var compensationRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 30 * time.Second, Coefficient: 2}
+
+// OrderV1 returns version 1 of the order workflow:
+// pending → reserving → charging → shipping → completed, with compensation
+// (refund, then release) when a later step fails or the order is cancelled.
+func OrderV1() *Definition {
+	cancel := map[string]string{SignalCancel: "cancel"}
+	return &Definition{
+		Name:    OrderWorkflow,
+		Version: 1,
+		Initial: OrderPending,
+		Queue:   DefaultQueue,
+		States: []State{
+			{Name: OrderPending, Status: StatusRunning, OnSuccess: "start", OnSignal: cancel,
+				Doc: "Accepted and durably queued; no step has started. A cancel here ends the order at once, since nothing was done."},
+			{Name: OrderReserving, Status: StatusRunning, Step: StepReserve, Retry: forwardRetry,
+				OnSuccess: "reserved", OnFailure: "reserve_failed", OnExhausted: "reserve_unsettled", OnSignal: cancel,
+				Doc: "Reserving stock with the inventory provider (key <order_id>:reserve). Out of stock ends the order failed; a cancel releases whatever was reserved."},
+			{Name: OrderCharging, Status: StatusRunning, Step: StepCharge, Retry: forwardRetry,
+				OnSuccess: "charged", OnFailure: "charge_failed", OnExhausted: "charge_unsettled", OnSignal: cancel,
+				Doc: "Charging the customer (key <order_id>:charge). A decline or exhausted retries release the stock; a cancel refunds and releases."},
+			{Name: OrderShipping, Status: StatusRunning, Step: StepShip, Retry: shipRetry,
+				OnSuccess: "shipped", OnFailure: "ship_failed",
+				Doc: "Shipping the reserved stock (key <order_id>:ship). The point of no return: cancel is refused. Failure refunds and releases."},
+			{Name: OrderCompleted, Status: StatusCompleted,
+				Doc: "Reserved, charged and shipped. Terminal."},
+			{Name: OrderRefunding, Status: StatusRunning, Step: StepRefund, Retry: compensationRetry, Compensation: true,
+				OnSuccess: "refunded",
+				Doc:       "Compensation: refunding the charge (key <order_id>:refund). When the charge's outcome was never settled, it is settled first under the charge key. Never gives up."},
+			{Name: OrderReleasing, Status: StatusRunning, Step: StepRelease, Retry: compensationRetry, Compensation: true,
+				OnSuccess: "released", OnSuccessCancelled: "release_cancelled",
+				Doc: "Compensation: releasing the reserved stock (key <order_id>:release), settling an unsettled reservation first. Ends failed, or cancelled when a cancel started it. Never gives up."},
+			{Name: OrderFailed, Status: StatusFailed,
+				Doc: "A step failed for good and everything done before it was undone. Terminal."},
+			{Name: OrderCancelled, Status: StatusCancelled,
+				Doc: "Cancelled on request and everything done before was undone. Terminal."},
+		},
+		Events: fsm.Events{
+			{Name: "start", Src: []string{OrderPending}, Dst: OrderReserving},
+			{Name: "reserved", Src: []string{OrderReserving}, Dst: OrderCharging},
+			{Name: "charged", Src: []string{OrderCharging}, Dst: OrderShipping},
+			{Name: "shipped", Src: []string{OrderShipping}, Dst: OrderCompleted},
+
+			{Name: "reserve_failed", Src: []string{OrderReserving}, Dst: OrderFailed},
+			{Name: "reserve_unsettled", Src: []string{OrderReserving}, Dst: OrderReleasing},
+			{Name: "charge_failed", Src: []string{OrderCharging}, Dst: OrderReleasing},
+			{Name: "charge_unsettled", Src: []string{OrderCharging}, Dst: OrderRefunding},
+			{Name: "ship_failed", Src: []string{OrderShipping}, Dst: OrderRefunding},
+
+			{Name: "cancel", Src: []string{OrderPending}, Dst: OrderCancelled},
+			{Name: "cancel", Src: []string{OrderReserving}, Dst: OrderReleasing},
+			{Name: "cancel", Src: []string{OrderCharging}, Dst: OrderRefunding},
+
+			{Name: "refunded", Src: []string{OrderRefunding}, Dst: OrderReleasing},
+			{Name: "released", Src: []string{OrderReleasing}, Dst: OrderFailed},
+			{Name: "release_cancelled", Src: []string{OrderReleasing}, Dst: OrderCancelled},
+		},
+	}
+}
+
+// NewOrderRegistry returns a registry with every built-in order workflow
+// version.
+func NewOrderRegistry() *Registry { return NewRegistry().MustRegister(OrderV1()) }

@@ -1,0 +1,61 @@
+package statemachine
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed scripts/*.lua
+var scriptFiles embed.FS
+
+// scripts holds every Lua script the store runs, loaded from scripts/*.lua.
+type scripts struct {
+	create, accept, claim, transition, renew, release, deleteDraft *redis.Script
+	idemBegin, idemEnd, dueClaim                                   *redis.Script
+	all                                                            []*redis.Script
+}
+
+func loadScripts() *scripts {
+	s := &scripts{}
+	for _, e := range []struct {
+		file string
+		dst  **redis.Script
+	}{
+		{"create.lua", &s.create},
+		{"accept.lua", &s.accept},
+		{"claim.lua", &s.claim},
+		{"transition.lua", &s.transition},
+		{"renew.lua", &s.renew},
+		{"release.lua", &s.release},
+		{"delete_draft.lua", &s.deleteDraft},
+		{"idempotency_begin.lua", &s.idemBegin},
+		{"idempotency_end.lua", &s.idemEnd},
+		{"due_claim.lua", &s.dueClaim},
+	} {
+		src, err := scriptFiles.ReadFile("scripts/" + e.file)
+		if err != nil {
+			panic(fmt.Sprintf("embedded script %s: %v", e.file, err))
+		}
+		*e.dst = redis.NewScript(string(src))
+		s.all = append(s.all, *e.dst)
+	}
+	return s
+}
+
+// load loads every script into Redis so that pipelines can use EVALSHA.
+func (s *scripts) load(ctx context.Context, c redis.Scripter) error {
+	for _, sc := range s.all {
+		if err := sc.Load(ctx, c).Err(); err != nil {
+			return fmt.Errorf("loading scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}

@@ -1,0 +1,388 @@
+package statemachine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// Retention is how long a finished instance (record and history) is
+	// kept. Default 168h. Unfinished instances never expire.
+	Retention time.Duration
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+	// DueFlushInterval is how often batched updates of the due index are
+	// written. Default 5ms.
+	DueFlushInterval time.Duration
+}
+
+// WithDefaults returns the config with its zero fields set.
+func (c StoreConfig) WithDefaults() StoreConfig {
+	c.Retention = cmp.Or(c.Retention, 168*time.Hour)
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	c.DueFlushInterval = cmp.Or(c.DueFlushInterval, 5*time.Millisecond)
+	return c
+}
+
+// Store persists workflow instances in Redis. Every change of an instance is
+// one compare-and-set Lua script; see scripts/*.lua.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg StoreConfig
+	sc  *scripts
+	due *dueBatcher
+}
+
+// NewStore returns a store over rdb. Call Close to flush pending index
+// updates.
+func NewStore(rdb redis.UniversalClient, cfg StoreConfig) *Store {
+	cfg = cfg.WithDefaults()
+	s := &Store{rdb: rdb, cfg: cfg, sc: loadScripts()}
+	s.due = newDueBatcher(rdb, cfg.DueFlushInterval)
+	return s
+}
+
+// Close flushes batched index updates and stops the flusher.
+func (s *Store) Close() { s.due.close() }
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Now returns the store's current time.
+func (s *Store) Now() time.Time { return s.cfg.Clock() }
+
+// Retention returns how long finished instances are kept.
+func (s *Store) Retention() time.Duration { return s.cfg.Retention }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// NewInstance describes an instance to create.
+type NewInstance struct {
+	ID          string
+	Definition  *Definition
+	Fingerprint string
+	// Input is the instance's input as JSON; it is kept in the "created"
+	// history event.
+	Input []byte
+	// Task is the ID of the asynq task that will drive it first.
+	Task string
+}
+
+// CreateResult tells what Create found or did.
+type CreateResult struct {
+	// Created is true when a new draft was written.
+	Created bool
+	// SameInput is true when an existing instance has the same fingerprint.
+	SameInput bool
+	// Accepted is true when an existing instance was already accepted.
+	Accepted bool
+	Rev      int64
+	State    string
+	// CreatedAt is when the instance (new or existing) was created.
+	CreatedAt time.Time
+	// Version is the workflow version the instance is pinned to.
+	Version int
+}
+
+// Create writes a draft instance, or reports the existing one with that ID.
+func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error) {
+	now := s.Now()
+	ev, err := encodeEvent(Event{At: now, Type: EventCreated, To: n.Definition.Initial, Detail: n.Input})
+	if err != nil {
+		return CreateResult{}, fmt.Errorf("encoding created event: %w", err)
+	}
+	res, err := s.sc.create.Run(ctx, s.rdb, []string{RecordKey(n.ID), HistoryKey(n.ID)},
+		n.Fingerprint, micros(now), n.Definition.Name, n.Definition.Version, n.Definition.Initial, ev, n.Task).Slice()
+	if err != nil {
+		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
+	}
+	if toInt(res[0]) == 1 {
+		return CreateResult{Created: true, Rev: toInt(res[1]), State: n.Definition.Initial,
+			CreatedAt: time.UnixMicro(now.UnixMicro()).UTC(), Version: n.Definition.Version}, nil
+	}
+	return CreateResult{
+		SameInput: toInt(res[1]) == 1, Accepted: toInt(res[2]) == 1,
+		Rev: toInt(res[3]), State: toString(res[4]),
+		CreatedAt: fromMicros(toString(res[5])), Version: int(toInt(res[6])),
+	}, nil
+}
+
+// Accept marks a draft accepted, adds it to the list index and gives it a
+// due time for the reaper. It returns the revision and whether it had already
+// been accepted. A draft reaped meanwhile gives ErrNotFound.
+func (s *Store) Accept(ctx context.Context, id string, created, due time.Time) (rev int64, already bool, err error) {
+	now := s.Now()
+	var acc *redis.Cmd
+	err = s.pipelined(ctx, func(p redis.Pipeliner) {
+		acc = s.sc.accept.EvalSha(ctx, p, []string{RecordKey(id)}, micros(now))
+		// Unconditional index writes are harmless if the accept finds no
+		// record: the reaper and the list drop entries without one.
+		p.ZAddNX(ctx, IndexKey, redis.Z{Score: float64(created.UnixMicro()), Member: id})
+		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(due.UnixMilli()), Member: id})
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("accepting instance: %w", err)
+	}
+	res, err := acc.Slice()
+	if err != nil {
+		return 0, false, fmt.Errorf("accepting instance: %w", err)
+	}
+	switch toInt(res[0]) {
+	case 0:
+		return 0, false, ErrNotFound
+	case 2:
+		return toInt(res[1]), true, nil
+	}
+	return toInt(res[1]), false, nil
+}
+
+// Claim takes the lease on an instance until the given time and returns the
+// instance. It fails with ErrNotFound, *DraftError, ErrTerminal or
+// *LeasedError.
+func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*Instance, error) {
+	now := s.Now()
+	res, err := s.sc.claim.Run(ctx, s.rdb, []string{RecordKey(id), HistoryKey(id)}, token, millis(now), millis(until)).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("claiming instance: %w", err)
+	}
+	switch toString(res[0]) {
+	case "missing":
+		return nil, ErrNotFound
+	case "draft":
+		return nil, &DraftError{Created: fromMicros(toString(res[1]))}
+	case "terminal":
+		return nil, ErrTerminal
+	case "leased":
+		return nil, &LeasedError{Until: fromMillis(toString(res[1]))}
+	}
+	flat, _ := res[1].([]any)
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		h[toString(flat[i])] = toString(flat[i+1])
+	}
+	s.due.set(id, until)
+	return decodeInstance(id, h, toString(res[2])), nil
+}
+
+// LeaseMode says how a Change treats the engine's lease.
+type LeaseMode string
+
+// The lease modes of a Change.
+const (
+	// LeaseHold requires the change's token to hold the lease.
+	LeaseHold LeaseMode = "hold"
+	// LeaseAcquire takes a free or expired lease as part of the change.
+	LeaseAcquire LeaseMode = "acquire"
+	// LeaseIgnore neither checks nor needs the lease (signals).
+	LeaseIgnore LeaseMode = "none"
+)
+
+// Change is one compare-and-set write of an instance.
+type Change struct {
+	ID string
+	// ExpectState and ExpectRev are compared before anything is written.
+	ExpectState string
+	ExpectRev   int64
+	Lease       LeaseMode
+	Token       string
+	// LeaseUntil is when the lease runs out after the write. The zero time
+	// releases it; with KeepLease it is left as it is.
+	LeaseUntil time.Time
+	KeepLease  bool
+	// State and Status are written; State may equal ExpectState.
+	State  string
+	Status Status
+	// Event, when set, is appended to the history.
+	Event *Event
+	// Fields are extra record fields to write.
+	Fields Fields
+}
+
+// Applied is the outcome of a successful Apply.
+type Applied struct {
+	Rev int64
+	// Seq is the appended event's sequence number, or 0.
+	Seq int64
+}
+
+// Apply runs one compare-and-set. When the compare fails it returns a
+// *StaleError (errors.Is ErrStale) describing where the instance is.
+func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
+	now := s.Now()
+	ev := ""
+	if c.Event != nil {
+		e := *c.Event
+		if e.At.IsZero() {
+			e.At = now
+		}
+		var err error
+		if ev, err = encodeEvent(e); err != nil {
+			return Applied{}, fmt.Errorf("encoding event: %w", err)
+		}
+	}
+	lease := "-"
+	if !c.KeepLease {
+		lease = millis(c.LeaseUntil)
+	}
+	ttl := 0
+	if c.Status.Terminal() {
+		ttl = int(s.cfg.Retention / time.Second)
+	}
+	args := make([]any, 0, 11+len(c.Fields))
+	args = append(args, c.ExpectState, strconv.FormatInt(c.ExpectRev, 10), string(c.Lease), c.Token,
+		micros(now), lease, c.State, string(c.Status), ev, ttl, len(c.Fields)/2)
+	for _, f := range c.Fields {
+		args = append(args, f)
+	}
+	res, err := s.sc.transition.Run(ctx, s.rdb, []string{RecordKey(c.ID), HistoryKey(c.ID)}, args...).Slice()
+	if err != nil {
+		return Applied{}, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
+	}
+	if toInt(res[0]) == 0 {
+		return Applied{}, &StaleError{
+			State: toString(res[1]), Rev: toInt(res[2]),
+			LeaseToken: toString(res[3]), LeaseUntil: time.UnixMilli(toInt(res[4])).UTC(),
+		}
+	}
+	switch {
+	case c.Status.Terminal():
+		s.due.remove(c.ID)
+	case c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero():
+		s.due.set(c.ID, c.LeaseUntil)
+	}
+	return Applied{Rev: toInt(res[1]), Seq: toInt(res[2])}, nil
+}
+
+// Renew extends a lease its holder still holds. It returns false when the
+// lease was lost.
+func (s *Store) Renew(ctx context.Context, id, token string, until time.Time) (bool, error) {
+	n, err := s.sc.renew.Run(ctx, s.rdb, []string{RecordKey(id)}, token, millis(until)).Int()
+	if err != nil {
+		return false, fmt.Errorf("renewing lease: %w", err)
+	}
+	if n == 1 {
+		s.due.set(id, until)
+	}
+	return n == 1, nil
+}
+
+// Release gives up a lease without changing the instance.
+func (s *Store) Release(ctx context.Context, id, token string) error {
+	if err := s.sc.release.Run(ctx, s.rdb, []string{RecordKey(id)}, token).Err(); err != nil {
+		return fmt.Errorf("releasing lease: %w", err)
+	}
+	return nil
+}
+
+// Load reads an instance. Drafts read as ErrNotFound unless withDrafts.
+func (s *Store) Load(ctx context.Context, id string, withDrafts bool) (*Instance, error) {
+	var h *redis.MapStringStringCmd
+	var first *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		h = p.HGetAll(ctx, RecordKey(id))
+		first = p.LIndex(ctx, HistoryKey(id), 0)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("loading instance: %w", err)
+	}
+	m := h.Val()
+	if len(m) == 0 || (!withDrafts && m[fieldAccepted] != "1") {
+		return nil, ErrNotFound
+	}
+	return decodeInstance(id, m, first.Val()), nil
+}
+
+// History returns an instance's events, oldest first.
+func (s *Store) History(ctx context.Context, id string) ([]Event, error) {
+	var acc *redis.StringCmd
+	var items *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		acc = p.HGet(ctx, RecordKey(id), fieldAccepted)
+		items = p.LRange(ctx, HistoryKey(id), 0, -1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("loading history: %w", err)
+	}
+	if acc.Val() != "1" {
+		return nil, ErrNotFound
+	}
+	out := make([]Event, 0, len(items.Val()))
+	for i, raw := range items.Val() {
+		ev, err := decodeEvent(raw)
+		if err != nil {
+			return nil, fmt.Errorf("decoding event %d: %w", i+1, err)
+		}
+		ev.Seq = i + 1
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// DeleteDraft removes a draft created before the given time. It reports
+// whether it deleted one.
+func (s *Store) DeleteDraft(ctx context.Context, id string, createdBefore time.Time) (bool, error) {
+	n, err := s.sc.deleteDraft.Run(ctx, s.rdb, []string{RecordKey(id), HistoryKey(id)}, micros(createdBefore)).Int()
+	if err != nil {
+		return false, fmt.Errorf("deleting draft: %w", err)
+	}
+	return n == 1, nil
+}
+
+// pipelined runs a pipeline that may use EvalSha; when Redis lost its
+// scripts (a restart, SCRIPT FLUSH) it loads them and runs the pipeline once
+// more. Everything in such a pipeline must be safe to repeat.
+func (s *Store) pipelined(ctx context.Context, fill func(p redis.Pipeliner)) error {
+	for attempt := 0; ; attempt++ {
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
+		noScript := isNoScript(err)
+		for _, c := range cmds {
+			noScript = noScript || isNoScript(c.Err())
+		}
+		if !noScript || attempt > 0 {
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			return nil
+		}
+		if err := s.sc.load(ctx, s.rdb); err != nil {
+			return err
+		}
+	}
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	case float64:
+		return int64(x)
+	}
+	return 0
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
