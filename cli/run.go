@@ -61,9 +61,9 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
 	listen := fs.String("listen", "127.0.0.1:8080", "API address")
 	monitorRO := fs.Bool("monitor-readonly", true, "make asynqmon read-only")
-	var w workerFlags
+	retention := fs.Duration("retention", 168*time.Hour, "how long finished orders and their history are kept")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long a stopping process waits for running requests")
 	var l logFlags
-	w.register(fs)
 	l.register(fs, "json")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
@@ -72,23 +72,22 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	wc, err := w.config()
-	if err != nil {
-		return err
+	if *retention < time.Minute || *shutdownTimeout <= 0 {
+		return usageError{errors.New("--retention must be at least 1m and --shutdown-timeout positive")}
 	}
 	conn, err := openRedis(*redisURL, 0)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	p, err := server.StartAPI(conn, server.APIConfig{
-		Listen: *listen, MonitorWritable: !*monitorRO, Store: wc.Store, Logger: log,
-	}, newRegistry())
+	cfg := server.APIConfig{Listen: *listen, MonitorWritable: !*monitorRO, Logger: log}
+	cfg.Store.Retention = *retention
+	p, err := server.StartAPI(conn, cfg, newRegistry())
 	if err != nil {
 		return err
 	}
 	log.Info("api listening", "url", p.URL())
-	return waitAndShutdown(ctx, log, wc.ShutdownTimeout, p.Shutdown)
+	return waitAndShutdown(ctx, log, *shutdownTimeout, p.Shutdown)
 }
 
 func runWorker(ctx context.Context, env *Env, args []string) error {

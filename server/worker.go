@@ -40,6 +40,9 @@ type WorkerConfig struct {
 	Engine engine.Config
 	// Store configures retention.
 	Store statemachine.StoreConfig
+	// Registry holds the workflow versions the worker runs. Default
+	// statemachine.NewOrderRegistry().
+	Registry *statemachine.Registry
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -75,7 +78,10 @@ type Worker struct {
 // order steps call. reg receives the engine's metrics (nil: none).
 func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg prometheus.Registerer) (*Worker, error) {
 	cfg = cfg.WithDefaults()
-	registry := statemachine.NewOrderRegistry()
+	registry := cfg.Registry
+	if registry == nil {
+		registry = statemachine.NewOrderRegistry()
+	}
 	queues := cfg.Queues
 	if len(queues) == 0 {
 		queues = map[string]int{}

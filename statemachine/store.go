@@ -151,7 +151,15 @@ func (s *Store) Accept(ctx context.Context, id string, created, due time.Time) (
 // *LeasedError.
 func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*Instance, error) {
 	now := s.Now()
-	res, err := s.sc.claim.Run(ctx, s.rdb, []string{RecordKey(id), HistoryKey(id)}, token, millis(now), millis(until)).Slice()
+	var cmd *redis.Cmd
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		cmd = s.sc.claim.EvalSha(ctx, p, []string{RecordKey(id), HistoryKey(id)}, token, millis(now), millis(until))
+		s.dueAtLeaseEnd(ctx, p, id, until)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claiming instance: %w", err)
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claiming instance: %w", err)
 	}
@@ -170,8 +178,17 @@ func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*
 	for i := 0; i+1 < len(flat); i += 2 {
 		h[toString(flat[i])] = toString(flat[i+1])
 	}
-	s.due.set(id, until)
 	return decodeInstance(id, h, toString(res[2])), nil
+}
+
+// dueAtLeaseEnd queues, in the same round trip as a lease is taken, the
+// due-index entry that lets the reaper resume the instance if this worker
+// dies holding it. It must not be batched: a crash before a batched flush
+// would leave only the pickup deadline, far later than the lease. Written
+// unconditionally, it is harmless when the lease is not granted: the reaper
+// checks the record and moves the entry to the real lease's end.
+func (s *Store) dueAtLeaseEnd(ctx context.Context, p redis.Pipeliner, id string, until time.Time) {
+	p.ZAdd(ctx, DueKey, redis.Z{Score: float64(until.UnixMilli()), Member: id})
 }
 
 // LeaseMode says how a Change treats the engine's lease.
@@ -244,7 +261,20 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 	for _, f := range c.Fields {
 		args = append(args, f)
 	}
-	res, err := s.sc.transition.Run(ctx, s.rdb, []string{RecordKey(c.ID), HistoryKey(c.ID)}, args...).Slice()
+	keys := []string{RecordKey(c.ID), HistoryKey(c.ID)}
+	var res []any
+	var err error
+	if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
+		var cmd *redis.Cmd
+		if err = s.pipelined(ctx, func(p redis.Pipeliner) {
+			cmd = s.sc.transition.EvalSha(ctx, p, keys, args...)
+			s.dueAtLeaseEnd(ctx, p, c.ID, c.LeaseUntil)
+		}); err == nil {
+			res, err = cmd.Slice()
+		}
+	} else {
+		res, err = s.sc.transition.Run(ctx, s.rdb, keys, args...).Slice()
+	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
 	}
@@ -254,24 +284,19 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 			LeaseToken: toString(res[3]), LeaseUntil: time.UnixMilli(toInt(res[4])).UTC(),
 		}
 	}
-	switch {
-	case c.Status.Terminal():
+	if c.Status.Terminal() {
 		s.due.remove(c.ID)
-	case c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero():
-		s.due.set(c.ID, c.LeaseUntil)
 	}
 	return Applied{Rev: toInt(res[1]), Seq: toInt(res[2])}, nil
 }
 
 // Renew extends a lease its holder still holds. It returns false when the
-// lease was lost.
+// lease was lost. The due index keeps the end of the first lease: the reaper
+// finds the lease renewed and looks again when it ends.
 func (s *Store) Renew(ctx context.Context, id, token string, until time.Time) (bool, error) {
 	n, err := s.sc.renew.Run(ctx, s.rdb, []string{RecordKey(id)}, token, millis(until)).Int()
 	if err != nil {
 		return false, fmt.Errorf("renewing lease: %w", err)
-	}
-	if n == 1 {
-		s.due.set(id, until)
 	}
 	return n == 1, nil
 }

@@ -63,19 +63,45 @@ func (i *Instance) Client(t testing.TB) redis.UniversalClient {
 }
 
 // New starts an isolated Redis of the given backend.
-func New(t testing.TB, b Backend) *Instance {
+func New(t testing.TB, b Backend) *Instance { return NewWith(t, b, Options{}) }
+
+// NewWith starts an isolated Redis of the given backend; opts apply to a real
+// redis-server (miniredis has no persistence and no password here).
+func NewWith(t testing.TB, b Backend, opts Options) *Instance {
 	t.Helper()
 	switch b {
 	case BackendMiniredis:
 		m := miniredis.RunT(t)
 		return &Instance{Backend: b, Addr: m.Addr(), URL: "redis://" + m.Addr(), Mini: m}
 	case BackendRedis:
-		s := StartServer(t, Options{})
+		s := StartServer(t, opts)
 		return &Instance{Backend: b, Addr: s.Addr(), URL: s.URL(), Server: s}
 	default:
 		t.Fatalf("unknown backend %q", b)
 		return nil
 	}
+}
+
+// Stop makes the instance unreachable, as a crash would. A real server loses
+// what it did not persist; miniredis keeps its data.
+func (i *Instance) Stop() {
+	if i.Mini != nil {
+		i.Mini.Close()
+		return
+	}
+	i.Server.Kill()
+}
+
+// Start brings a stopped instance back on the same address.
+func (i *Instance) Start(t testing.TB) {
+	t.Helper()
+	if i.Mini != nil {
+		if err := i.Mini.Restart(); err != nil {
+			t.Fatalf("restarting miniredis: %v", err)
+		}
+		return
+	}
+	i.Server.Restart()
 }
 
 // Each runs f as a parallel subtest once per backend, each with its own Redis.

@@ -1,0 +1,45 @@
+# orderflow — every target CI runs is here; `make help` lists them.
+GO        ?= go
+BIN       := bin/orderflow
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/orderflow/orderflow/cli.Version=$(VERSION)
+PKGS      := ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_\/-]+:.*##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/orderflow.
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/orderflow
+
+.PHONY: run
+run: build ## Start the whole system on an embedded miniredis (API on 127.0.0.1:8080).
+	$(BIN) dev
+
+.PHONY: test
+test: ## Run every test with the race detector (needs redis-server on PATH; starts its own).
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+.PHONY: test/short
+test/short: ## Run the tests without the race detector.
+	$(GO) test -count=1 -timeout 10m $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+.PHONY: docs
+docs: ## Regenerate docs/state_machine.md from the workflow definitions.
+	$(GO) test ./statemachine -run TestStateMachineDocIsCurrent -update
+
+.PHONY: bench
+bench: ## Go micro-benchmarks of the hot paths.
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf bin
