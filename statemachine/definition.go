@@ -176,7 +176,7 @@ func (d *Definition) compile() error {
 			if len(d.table[s.Name]) > 0 {
 				return fmt.Errorf("%s: terminal state %q has outgoing events", d.Key(), s.Name)
 			}
-			if s.Step != "" || s.OnSuccess != "" || s.OnFailure != "" || len(s.OnSignal) > 0 {
+			if s.Step != "" || s.OnSuccess != "" || s.OnFailure != "" || s.OnSuccessCancelled != "" || s.OnExhausted != "" || len(s.OnSignal) > 0 {
 				return fmt.Errorf("%s: terminal state %q declares a step or events", d.Key(), s.Name)
 			}
 			continue

@@ -23,6 +23,7 @@ type dueBatcher struct {
 	interval time.Duration
 
 	mu      sync.Mutex
+	flushMu sync.Mutex // one flush at a time, so FlushDue waits for a running one
 	adds    map[string]int64
 	removes map[string]struct{}
 	kick    chan struct{}
@@ -86,6 +87,8 @@ func (b *dueBatcher) run() {
 }
 
 func (b *dueBatcher) flush() {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
 	b.mu.Lock()
 	adds, removes := b.adds, b.removes
 	b.adds, b.removes = map[string]int64{}, map[string]struct{}{}

@@ -40,9 +40,12 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 	var out []*Instance
 	scanned := 0
 	batch := int64(min(max(limit*2, 50), 500))
+	// offset skips entries at the cursor's score that were already seen,
+	// when a whole batch shares one score.
+	var offset int64
 	for scanned < listScanBudget {
 		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: IndexKey, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Count: batch,
+			Key: IndexKey, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: offset, Count: batch,
 		}).Result()
 		if err != nil {
 			return nil, "", fmt.Errorf("reading list index: %w", err)
@@ -51,7 +54,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 		var page []redis.Z
 		for _, z := range zs {
 			id, _ := z.Member.(string)
-			if afterID != "" && strconv.FormatInt(int64(z.Score), 10) == strings.Trim(maxScore, "(") && id >= afterID {
+			if afterID != "" && strconv.FormatInt(int64(z.Score), 10) == maxScore && id >= afterID {
 				continue
 			}
 			page = append(page, z)
@@ -60,11 +63,12 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 			if int64(len(zs)) < batch {
 				return out, "", nil
 			}
-			// A full batch of one score, all seen: step past that score.
-			maxScore = "(" + strings.Trim(maxScore, "(")
-			afterID = ""
+			// A full batch of one score, all seen: look further along it.
+			offset += int64(len(zs))
+			scanned += len(zs)
 			continue
 		}
+		offset = 0
 		insts, err := s.loadMany(ctx, page)
 		if err != nil {
 			return nil, "", err

@@ -58,7 +58,7 @@ func OrderV1() *Definition {
 				Doc: "Reserving stock with the inventory provider (key <order_id>:reserve). Out of stock ends the order failed; a cancel releases whatever was reserved."},
 			{Name: OrderCharging, Status: StatusRunning, Step: StepCharge, Retry: forwardRetry,
 				OnSuccess: "charged", OnFailure: "charge_failed", OnExhausted: "charge_unsettled", OnSignal: cancel,
-				Doc: "Charging the customer (key <order_id>:charge). A decline or exhausted retries release the stock; a cancel refunds and releases."},
+				Doc: "Charging the customer (key <order_id>:charge). A decline releases the stock; attempts that run out without a definite answer settle and refund the charge, then release; a cancel refunds and releases."},
 			{Name: OrderShipping, Status: StatusRunning, Step: StepShip, Retry: shipRetry,
 				OnSuccess: "shipped", OnFailure: "ship_failed",
 				Doc: "Shipping the reserved stock (key <order_id>:ship). The point of no return: cancel is refused. Failure refunds and releases."},

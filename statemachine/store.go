@@ -281,7 +281,7 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 	if toInt(res[0]) == 0 {
 		return Applied{}, &StaleError{
 			State: toString(res[1]), Rev: toInt(res[2]),
-			LeaseToken: toString(res[3]), LeaseUntil: time.UnixMilli(toInt(res[4])).UTC(),
+			LeaseToken: toString(res[3]), LeaseUntil: fromMillis(toString(res[4])),
 		}
 	}
 	if c.Status.Terminal() {

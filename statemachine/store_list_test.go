@@ -1,0 +1,209 @@
+package statemachine
+
+import (
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// startMany starts n instances "o-00", "o-01", ..., moving the clock on by
+// step after every group of perTick, so that each group shares its creation
+// time. It returns their IDs newest first: by creation time, then by ID,
+// both descending, as List orders them.
+func (b *storeBundle) startMany(t *testing.T, n, perTick int, step time.Duration) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		if i > 0 && i%perTick == 0 {
+			b.clock.Add(step)
+		}
+		ids[i] = fmt.Sprintf("o-%02d", i)
+		b.start(t, ids[i])
+	}
+	slices.Reverse(ids)
+	return ids
+}
+
+// ids returns the IDs of instances.
+func ids(insts []*Instance) []string {
+	var out []string // nil when empty, as in the tables below
+	for _, in := range insts {
+		out = append(out, in.ID)
+	}
+	return out
+}
+
+// list runs q, which must succeed, and returns the IDs and next cursor.
+func (b *storeBundle) list(t *testing.T, q ListQuery) ([]string, string) {
+	t.Helper()
+	insts, next, err := b.store.List(t.Context(), q)
+	require.NoError(t, err)
+	return ids(insts), next
+}
+
+// listAll pages through q from the start and returns every ID, in order,
+// with the size of each page.
+func (b *storeBundle) listAll(t *testing.T, q ListQuery) (all []string, pages []int) {
+	t.Helper()
+	for range 1000 {
+		page, next := b.list(t, q)
+		all, pages = append(all, page...), append(pages, len(page))
+		require.LessOrEqual(t, len(page), q.Limit)
+		if next == "" {
+			return all, pages
+		}
+		q.Cursor = next
+	}
+	t.Fatal("List never ended")
+	return nil, nil
+}
+
+func TestStoreListNewestFirst(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		want := b.startMany(t, 5, 1, time.Second)
+		b.create(t, "draft")
+
+		got, next := b.list(t, ListQuery{Limit: 10})
+		require.Equal(t, want, got)
+		require.Empty(t, next)
+
+		got, next = b.list(t, ListQuery{Limit: 3})
+		require.Equal(t, want[:3], got)
+		require.NotEmpty(t, next)
+		got, next = b.list(t, ListQuery{Limit: 3, Cursor: next})
+		require.Equal(t, want[3:], got)
+		require.Empty(t, next)
+
+		got, _ = b.list(t, ListQuery{})
+		require.Equal(t, want[:1], got, "a zero limit lists one")
+
+		insts, _, err := b.store.List(t.Context(), ListQuery{Limit: 1})
+		require.NoError(t, err)
+		require.Equal(t, []*Instance{b.load(t, want[0])}, insts, "List returns whole instances")
+	})
+}
+
+func TestStoreListPagination(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		want := b.startMany(t, 25, 3, time.Millisecond) // creation times shared by threes
+		got, pages := b.listAll(t, ListQuery{Limit: 7})
+		require.Equal(t, want, got, "every instance once, newest first")
+		require.Equal(t, []int{7, 7, 7, 4}, pages)
+
+		// Instances started while paging are newer than the cursor: they do
+		// not shift later pages.
+		first, next := b.list(t, ListQuery{Limit: 7})
+		require.Equal(t, want[:7], first)
+		b.clock.Add(time.Second)
+		b.start(t, "new")
+		rest, _ := b.listAll(t, ListQuery{Limit: 7, Cursor: next})
+		require.Equal(t, want[7:], rest)
+	})
+}
+
+// TestStoreListManyAtOneCreatedTime pages through more instances sharing one
+// creation time than List reads from the index in one batch (50).
+func TestStoreListManyAtOneCreatedTime(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		want := b.startMany(t, 60, 60, 0)
+		got, _ := b.listAll(t, ListQuery{Limit: 7})
+		require.Len(t, got, len(want), "paging lists every instance")
+		require.Equal(t, want, got, "every instance once, newest first")
+	})
+}
+
+func TestStoreListFilters(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		all := b.startMany(t, 6, 1, time.Second) // o-05 is the newest
+		b.fire(t, "o-00", "start")
+		b.fire(t, "o-01", "start", "reserved", "charged", "shipped")
+		b.fire(t, "o-02", "cancel")
+		b.fire(t, "o-03", "start", "reserve_failed")
+		b.fire(t, "o-04", "start")
+
+		for _, tc := range []struct {
+			q    ListQuery
+			want []string
+		}{
+			{ListQuery{Status: StatusRunning}, []string{"o-05", "o-04", "o-00"}},
+			{ListQuery{Status: StatusCompleted}, []string{"o-01"}},
+			{ListQuery{Status: StatusCancelled}, []string{"o-02"}},
+			{ListQuery{Status: StatusFailed}, []string{"o-03"}},
+			{ListQuery{State: OrderReserving}, []string{"o-04", "o-00"}},
+			{ListQuery{State: OrderPending}, []string{"o-05"}},
+			{ListQuery{Status: StatusRunning, State: OrderReserving}, []string{"o-04", "o-00"}},
+			{ListQuery{Status: StatusCompleted, State: OrderReserving}, nil},
+			{ListQuery{State: OrderShipping}, nil},
+			{ListQuery{}, all},
+		} {
+			t.Run(fmt.Sprintf("%s/%s", tc.q.Status, tc.q.State), func(t *testing.T) {
+				tc.q.Limit = 10
+				got, next := b.list(t, tc.q)
+				require.Equal(t, tc.want, got)
+				require.Empty(t, next)
+
+				tc.q.Limit = 1
+				got, _ = b.listAll(t, tc.q)
+				require.Equal(t, tc.want, got, "one by one")
+			})
+		}
+	})
+}
+
+func TestStoreListFilterReadsPastOneBatch(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		all := b.startMany(t, 70, 1, time.Millisecond)
+		oldest := all[len(all)-1]
+		b.fire(t, oldest, "start")
+
+		got, next := b.list(t, ListQuery{State: OrderReserving, Limit: 5})
+		require.Equal(t, []string{oldest}, got)
+		require.Empty(t, next)
+	})
+}
+
+func TestStoreListBadCursor(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		b.startMany(t, 2, 1, time.Second)
+		enc := base64.RawURLEncoding.EncodeToString
+		for _, cursor := range []string{
+			"%%%",              // not base64
+			enc([]byte("123")), // no separator
+			enc([]byte("123|")),
+			enc([]byte("soon|o-01")),
+			enc([]byte("1.5|o-01")),
+		} {
+			_, _, err := b.store.List(t.Context(), ListQuery{Limit: 5, Cursor: cursor})
+			require.ErrorIs(t, err, ErrBadCursor, "cursor %q", cursor)
+		}
+	})
+}
+
+func TestStoreListDropsEntriesWithoutARecord(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		ctx := t.Context()
+		b.startMany(t, 3, 1, time.Second)
+		require.NoError(t, b.rdb.Del(ctx, RecordKey("o-01"), HistoryKey("o-01")).Err()) // expired
+		_, _, err := b.store.Accept(ctx, "reaped", b.clock.Now(), b.clock.Now())
+		require.ErrorIs(t, err, ErrNotFound) // a reaped draft: Accept indexes it anyway
+
+		got, _ := b.list(t, ListQuery{Limit: 10})
+		require.Equal(t, []string{"o-02", "o-00"}, got)
+		for _, id := range []string{"o-01", "reaped"} {
+			_, err := b.rdb.ZScore(ctx, IndexKey, id).Result()
+			require.ErrorIs(t, err, redis.Nil, "%s is dropped from the index", id)
+		}
+	})
+}
