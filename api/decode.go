@@ -58,7 +58,7 @@ func decodeStrict(body []byte, v any) error {
 		if field == "" {
 			return problem(http.StatusBadRequest, codeMalformed, "Malformed body", "the body must be a JSON object")
 		}
-		return validationProblem([]orders.FieldError{{Field: fieldPath(field), Message: "must be " + jsonKind(typeErr.Type.Kind().String())}})
+		return validationProblem([]orders.FieldError{{Field: field, Message: "must be " + jsonKind(typeErr.Type.Kind().String())}})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return validationProblem([]orders.FieldError{{Field: name, Message: "is not a known field"}})
@@ -68,9 +68,6 @@ func decodeStrict(body []byte, v any) error {
 		return problem(http.StatusBadRequest, codeMalformed, "Malformed body", "the body is not valid JSON: "+err.Error())
 	}
 }
-
-// fieldPath turns encoding/json's "items.qty" into a readable path.
-func fieldPath(f string) string { return f }
 
 func jsonKind(goKind string) string {
 	switch goKind {

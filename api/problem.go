@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -119,9 +118,4 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.Warn("writing problem", "err", werr)
 		}
 	}
-}
-
-// retryAfterSeconds rounds d up to whole seconds, at least 1.
-func retryAfterSeconds(d time.Duration) int {
-	return max(1, int((d+time.Second-1)/time.Second))
 }

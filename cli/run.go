@@ -43,6 +43,11 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *redisURL != "" {
+		if _, err := server.ParseRedisURL(*redisURL); err != nil {
+			return usageError{err}
+		}
+	}
 	d, err := server.StartDev(server.DevConfig{
 		RedisURL: *redisURL, SimListen: *simListen, Providers: p.config(), Sim: sc,
 		API:    server.APIConfig{Listen: *listen, MonitorWritable: !*monitorRO},
@@ -112,9 +117,21 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	wc.Logger = log
+	var missing []error
+	if *redisURL == "" {
+		missing = append(missing, errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)"))
+	}
+	for _, f := range []struct{ flag, val string }{{"payment-url", p.payment}, {"inventory-url", p.inventory}, {"shipping-url", p.shipping}} {
+		if f.val == "" {
+			missing = append(missing, fmt.Errorf("--%s is required (or %s)", f.flag, EnvName(f.flag)))
+		}
+	}
+	if len(missing) > 0 {
+		return usageError{errors.Join(missing...)}
+	}
 	prov, err := providers.NewHTTP(p.config())
 	if err != nil {
-		return usageError{fmt.Errorf("%w (set --payment-url, --inventory-url and --shipping-url)", err)}
+		return usageError{err}
 	}
 	conn, err := openRedis(*redisURL, 2*wc.Concurrency+20)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -204,16 +203,20 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 func (b *testBundle) waitState(t testing.TB, id string, within time.Duration, states ...string) orders.Resource {
 	t.Helper()
 	var o orders.Resource
-	waitFor(t, within, fmt.Sprintf("order %s to reach %v", id, states), func() bool {
+	deadline := time.Now().Add(within)
+	for {
 		o = b.get(t, id)
 		for _, s := range states {
 			if o.State == s {
-				return true
+				return o
 			}
 		}
-		return false
-	})
-	return o
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for order %s to reach %v; it is %s (attempts %v, last error %q)",
+				within, id, states, o.State, o.Attempts, o.LastError)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // effects counts an order's ledger entries by operation.

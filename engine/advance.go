@@ -199,12 +199,26 @@ func (r *run) loop(ctx context.Context) error {
 // a claim. It reports done when the instance must wait instead.
 func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bool, err error) {
 	if wait := r.inst.NextAt.Sub(r.e.store.Now()); wait > 0 {
-		// Woken before its retry is due: make sure the retry task exists.
-		if err := r.e.queue.Enqueue(ctx, Task{InstanceID: r.id, Queue: r.queue, TaskID: r.inst.Task, Delay: wait}); err != nil {
+		// Woken before the retry is due. asynq schedules in whole seconds,
+		// so its retry tasks may come up to a second early: wait here for
+		// short gaps, holding the lease; hand longer ones to a new task.
+		if wait > maxInlineWait {
+			t := Task{InstanceID: r.id, Queue: r.queue, Delay: wait,
+				TaskID: fmt.Sprintf("adv:%s:%d:due:%d", r.id, r.inst.Rev, r.inst.NextAt.UnixMilli())}
+			if err := r.e.queue.Enqueue(ctx, t); err != nil {
+				return true, err
+			}
+			r.release()
+			return true, nil
+		}
+		if _, err := r.e.store.Renew(ctx, r.id, r.token, r.e.store.Now().Add(wait+r.e.cfg.Lease)); err != nil {
 			return true, err
 		}
-		r.release()
-		return true, nil
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	attempt := r.inst.Attempts[st.Step] + 1
 	policy := st.Retry.WithDefaults()
@@ -228,6 +242,10 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 }
 
 var errAttemptsUsed = errors.New("attempts used up by interrupted runs")
+
+// maxInlineWait is the longest a run waits in place for a retry that is not
+// due yet, rather than handing off.
+const maxInlineWait = 2 * time.Second
 
 // commitLoop builds a change with build and applies it. When the compare
 // fails it reloads the instance; if the instance is still in st it builds the

@@ -241,7 +241,9 @@ func TestSlowStepRenewsItsLease(t *testing.T) {
 		}})
 		b.start(t, "o1")
 		done := make(chan error, 1)
-		go func() { done <- b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}) }()
+		go func() {
+			done <- b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
+		}()
 		<-running
 		// Three leases later, the lease is still held: nobody can take it.
 		deadline := time.Now().Add(900 * time.Millisecond)
@@ -272,7 +274,9 @@ func TestCancelDuringStepRecordsResultThenCompensates(t *testing.T) {
 		}})
 		b.start(t, "o1")
 		done := make(chan error, 1)
-		go func() { done <- b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}) }()
+		go func() {
+			done <- b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
+		}()
 		<-running
 		outcome, in, err := b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel)
 		require.NoError(t, err)
@@ -391,5 +395,42 @@ func TestAttemptsUsedByCrashesEndTheStep(t *testing.T) {
 		require.Equal(t, []string{"reserve_unsettled", "released"}, transitions(t, b.store, "o2"))
 		require.Equal(t, 1, b.prov.Applied(providers.OpReserve), "the settling call")
 		require.Equal(t, 1, b.prov.Applied(providers.OpRelease))
+	})
+}
+
+// asynq schedules in whole seconds, so a retry task can arrive before the
+// retry is due. The run must wait for it, not drop the order.
+func TestEarlyRetryTaskWaitsForTheRetry(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		d := statemachine.OrderV1()
+		for i := range d.States {
+			d.States[i].Retry.InitialInterval, d.States[i].Retry.MaxInterval = 400*time.Millisecond, 400*time.Millisecond
+		}
+		var calls atomic.Int32
+		b := setup(t, r, setupOpts{registry: statemachine.NewRegistry().MustRegister(d), activities: func(a engine.Activities) engine.Activities {
+			charge := a[statemachine.StepCharge]
+			a[statemachine.StepCharge] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+				if calls.Add(1) == 1 {
+					return nil, &providers.Error{Provider: "payment", Op: "charge", Status: 503}
+				}
+				return charge(ctx, in)
+			}
+			return a
+		}, cfg: engine.Config{Rand: func() float64 { return 0.999 }}})
+		b.start(t, "o1")
+		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		in := b.load(t, "o1")
+		require.Equal(t, statemachine.OrderCharging, in.State)
+		require.True(t, in.NextAt.After(time.Now()))
+		ts := b.queue.take()
+		require.Len(t, ts, 1)
+		// Run the retry task at once, before it is due.
+		began := time.Now()
+		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: ts[0].Queue, TaskID: ts[0].TaskID}))
+		require.GreaterOrEqual(t, time.Since(began), 300*time.Millisecond, "it waited for the retry")
+		in = b.load(t, "o1")
+		require.Equal(t, statemachine.OrderCompleted, in.State)
+		require.Equal(t, 2, in.Attempts[statemachine.StepCharge])
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/orderflow/orderflow/statemachine"
 )
@@ -75,8 +76,8 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	if err := e.queue.Enqueue(ctx, t); err != nil {
 		return StartResult{}, fmt.Errorf("queueing first task: %w", err)
 	}
-	now := e.store.Now()
-	rev, _, err := e.store.Accept(ctx, req.ID, cr.CreatedAt, now.Add(e.cfg.PickupGrace))
+	now := time.UnixMicro(e.store.Now().UnixMicro()).UTC()
+	rev, _, err := e.store.AcceptAt(ctx, req.ID, cr.CreatedAt, now, now.Add(e.cfg.PickupGrace))
 	if err != nil {
 		return StartResult{}, err
 	}
@@ -85,7 +86,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	}
 	return StartResult{Instance: &statemachine.Instance{
 		ID: req.ID, Workflow: def.Name, Version: def.Version, State: def.Initial, Status: statemachine.StatusRunning,
-		Rev: rev, Accepted: true, Created: cr.CreatedAt, Updated: cr.CreatedAt, Fingerprint: req.Fingerprint,
+		Rev: rev, Accepted: true, Created: cr.CreatedAt, Updated: now, Fingerprint: req.Fingerprint,
 		Task: taskID, Input: req.Input,
 		Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Results: map[string]string{},
 	}}, nil

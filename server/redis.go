@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,18 +22,45 @@ type RedisConn struct {
 // password, and a database number as the path) and opens a shared client.
 // poolSize 0 keeps go-redis's default.
 func OpenRedis(rawURL string, poolSize int) (*RedisConn, error) {
+	opts, err := ParseRedisURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if poolSize > 0 {
+		opts.PoolSize = poolSize
+	}
+	// Fail fast: the API must answer 503 at once while Redis is down, and
+	// the engine and asynq retry on their own. One quick retry covers a
+	// pooled connection that a Redis restart broke.
+	opts.MaxRetries = 1
+	opts.MinRetryBackoff, opts.MaxRetryBackoff = 2*time.Millisecond, 20*time.Millisecond
+	opts.DialTimeout = 2 * time.Second
+	return &RedisConn{Client: redis.NewClient(opts), opts: opts}, nil
+}
+
+// ParseRedisURL checks and parses a redis:// or rediss:// URL. Errors never
+// show the password.
+func ParseRedisURL(rawURL string) (*redis.Options, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		return nil, fmt.Errorf("redis URL %q: must look like redis://[user:pass@]host:port/db or rediss://", redact(rawURL))
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL %q: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("redis URL %q: %v", redact(rawURL), redactErr(err, u))
 	}
-	if poolSize > 0 {
-		opts.PoolSize = poolSize
+	return opts, nil
+}
+
+// redactErr drops a URL's password from an error message.
+func redactErr(err error, u *url.URL) string {
+	msg := err.Error()
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "***")
+		}
 	}
-	return &RedisConn{Client: redis.NewClient(opts), opts: opts}, nil
+	return msg
 }
 
 // MakeRedisClient implements asynq.RedisConnOpt: it returns a new client

@@ -103,7 +103,7 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		RetryDelayFunc:           tasks.RetryDelay,
-		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		Logger:                   asynqLogger{cfg.Logger.With("lib", "asynq")},
 		LogLevel:                 asynq.WarnLevel,
 		HealthCheckFunc: func(err error) {
 			if err != nil {

@@ -121,7 +121,12 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 // due time for the reaper. It returns the revision and whether it had already
 // been accepted. A draft reaped meanwhile gives ErrNotFound.
 func (s *Store) Accept(ctx context.Context, id string, created, due time.Time) (rev int64, already bool, err error) {
-	now := s.Now()
+	return s.AcceptAt(ctx, id, created, s.Now(), due)
+}
+
+// AcceptAt is Accept with the acceptance time (the record's updated_at)
+// given by the caller.
+func (s *Store) AcceptAt(ctx context.Context, id string, created, now, due time.Time) (rev int64, already bool, err error) {
 	var acc *redis.Cmd
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
 		acc = s.sc.accept.EvalSha(ctx, p, []string{RecordKey(id)}, micros(now))
