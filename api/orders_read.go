@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,17 +31,54 @@ func orderID(c echo.Context) (string, error) {
 	return id, nil
 }
 
-// getOrder is GET /v1/orders/{order_id}. It only reads.
+// getOrder is GET /v1/orders/{order_id}. It only reads. With ?wait=<duration>
+// (at most 30s) it answers when the order is finished or the wait is over,
+// whichever comes first: a client can wait for an order without polling.
 func (s *Server) getOrder(c echo.Context) error {
 	id, err := orderID(c)
 	if err != nil {
 		return err
 	}
-	in, err := s.store.Load(c.Request().Context(), id, false)
+	ctx := c.Request().Context()
+	if v := c.QueryParam("wait"); v != "" {
+		wait, err := time.ParseDuration(v)
+		if err != nil || wait < 0 || wait > MaxWait {
+			return validationProblem([]orders.FieldError{{Field: "wait", Message: "must be a duration from 0s to 30s, such as 10s"}})
+		}
+		if err := s.waitFinished(ctx, id, wait); err != nil {
+			return err
+		}
+	}
+	in, err := s.store.Load(ctx, id, false)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, orders.NewResource(in))
+}
+
+// waitFinished returns when order id is finished, wait has passed, or the
+// client went away.
+func (s *Server) waitFinished(ctx context.Context, id string, wait time.Duration) error {
+	if wait == 0 {
+		return nil
+	}
+	done, stop, err := s.waiters.add(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	status, err := s.store.Watch(ctx, id)
+	if err != nil || status.Terminal() {
+		return err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
 }
 
 // historyResponse is the body of GET /v1/orders/{order_id}/history.

@@ -57,17 +57,19 @@ type Deps struct {
 
 // Server is the API's HTTP handler.
 type Server struct {
-	cfg   Config
-	eng   *engine.Engine
-	store *statemachine.Store
-	echo  *echo.Echo
-	log   *slog.Logger
+	cfg     Config
+	eng     *engine.Engine
+	store   *statemachine.Store
+	echo    *echo.Echo
+	log     *slog.Logger
+	waiters *finishWaiters
 }
 
 // New builds the API.
 func New(cfg Config, deps Deps) *Server {
 	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, eng: deps.Engine, store: deps.Engine.Store(), log: cfg.Logger}
+	s.waiters = newFinishWaiters(s.store.Redis(), s.log)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
@@ -96,6 +98,9 @@ func New(cfg Config, deps Deps) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Close releases what the server holds (the subscription behind ?wait).
+func (s *Server) Close() { s.waiters.close() }
 
 // recoverProblems turns a panic into a logged 500 problem.
 func recoverProblems(log *slog.Logger) echo.MiddlewareFunc {

@@ -308,6 +308,9 @@ func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
 	if c.Status.Terminal() {
 		r.e.metrics.finished(r.inst.Workflow, string(c.Status))
 		r.log.Info("instance finished", "status", c.Status, "state", c.State)
+		if r.e.cfg.OnFinish != nil {
+			r.e.cfg.OnFinish(r.inst)
+		}
 	}
 }
 

@@ -59,6 +59,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Rand returns a float in [0,1) for backoff jitter. Default math/rand.
 	Rand func() float64
+	// OnFinish, when set, is called after an instance reached a terminal
+	// state, on the goroutine that advanced it (benchmarks, domain events).
+	OnFinish func(in *statemachine.Instance)
+	// WakeWorkers is how many goroutines take new instances straight from
+	// the wake list when the worker is idle, so an idle system answers in
+	// milliseconds instead of asynq's polling interval. 0 means 2; a
+	// negative value turns the fast path off.
+	WakeWorkers int
+	// WakeTimeout is how long one blocking read of the wake list waits.
+	// Default 1s.
+	WakeTimeout time.Duration
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -69,6 +80,8 @@ func (c Config) WithDefaults() Config {
 	c.RetryGrace = cmp.Or(c.RetryGrace, 30*time.Second)
 	c.DraftTTL = cmp.Or(c.DraftTTL, time.Minute)
 	c.ReaperInterval = cmp.Or(c.ReaperInterval, time.Second)
+	c.WakeWorkers = cmp.Or(c.WakeWorkers, 2)
+	c.WakeTimeout = cmp.Or(c.WakeTimeout, time.Second)
 	if c.WorkerID == "" {
 		c.WorkerID = randomHex(4)
 	}
@@ -98,9 +111,10 @@ type Engine struct {
 	metrics    *Metrics
 	log        *slog.Logger
 
-	tokens   atomic.Uint64
-	stopping atomic.Bool
-	inFlight atomic.Int64
+	tokens       atomic.Uint64
+	stopping     atomic.Bool
+	inFlight     atomic.Int64
+	wakeInFlight atomic.Int64
 }
 
 // New returns an engine. activities must hold every step of every

@@ -35,6 +35,7 @@ type APIConfig struct {
 
 // APIProcess is a running API: orders, health, metrics and asynqmon.
 type APIProcess struct {
+	api     *api.Server
 	http    *HTTPService
 	monitor *asynqmon.HTTPHandler
 	store   *statemachine.Store
@@ -71,7 +72,7 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 		store.Close()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	return &APIProcess{http: svc, monitor: monitor, store: store}, nil
+	return &APIProcess{api: h, http: svc, monitor: monitor, store: store}, nil
 }
 
 // URL returns the API's base URL.
@@ -80,6 +81,7 @@ func (p *APIProcess) URL() string { return p.http.URL() }
 // Shutdown stops serving, waiting for running requests until ctx ends.
 func (p *APIProcess) Shutdown(ctx context.Context) error {
 	err := p.http.Shutdown(ctx)
+	p.api.Close()
 	_ = p.monitor.Close()
 	p.store.Close()
 	return err

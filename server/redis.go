@@ -88,3 +88,24 @@ func redact(raw string) string {
 	}
 	return u.String()
 }
+
+// cloneClient returns a new client with rdb's options and its own pool of
+// poolSize connections, for callers that must close it independently (the
+// wake list's blocking reads), or nil for a client type it cannot copy.
+func cloneClient(rdb redis.UniversalClient, poolSize int) redis.UniversalClient {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize = poolSize
+		return redis.NewClient(&o)
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize = poolSize
+		return redis.NewClusterClient(&o)
+	case *redis.Ring:
+		o := *c.Options()
+		o.PoolSize = poolSize
+		return redis.NewRing(&o)
+	}
+	return nil
+}

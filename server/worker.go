@@ -64,14 +64,15 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 // and the reaper that resumes instances whose worker died.
 type Worker struct {
 	cfg    WorkerConfig
+	rdb    redis.UniversalClient
 	srv    *asynq.Server
 	engine *engine.Engine
 	store  *statemachine.Store
 	queue  *tasks.Queue
 
-	stopReaper context.CancelFunc
-	reaperDone sync.WaitGroup
-	once       sync.Once
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
+	once           sync.Once
 }
 
 // NewWorker builds a worker over a shared Redis client and the providers the
@@ -111,7 +112,7 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 			}
 		},
 	})
-	return &Worker{cfg: cfg, srv: srv, engine: eng, store: store, queue: queue}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: srv, engine: eng, store: store, queue: queue}, nil
 }
 
 // Engine returns the worker's engine.
@@ -124,12 +125,17 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("starting asynq server: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w.stopReaper = cancel
-	w.reaperDone.Add(1)
-	go func() {
-		defer w.reaperDone.Done()
-		w.engine.RunReaper(ctx)
-	}()
+	w.stopBackground = cancel
+	w.background.Go(func() { w.engine.RunReaper(ctx) })
+	if wake := cloneClient(w.rdb, w.engine.Config().WakeWorkers+1); wake != nil {
+		w.stopBackground = func() {
+			cancel()
+			_ = wake.Close() // interrupts the blocking reads of the wake list
+		}
+		w.background.Go(func() { w.engine.RunWake(ctx, wake) })
+	} else {
+		w.cfg.Logger.Warn("this Redis client type cannot be copied; the wake fast path is off")
+	}
 	w.cfg.Logger.Info("worker started", "concurrency", w.cfg.Concurrency, "worker", w.engine.Config().WorkerID)
 	return nil
 }
@@ -143,9 +149,9 @@ func (w *Worker) Shutdown() {
 		w.engine.Stop()
 		w.srv.Stop()
 		w.srv.Shutdown()
-		if w.stopReaper != nil {
-			w.stopReaper()
-			w.reaperDone.Wait()
+		if w.stopBackground != nil {
+			w.stopBackground()
+			w.background.Wait()
 		}
 		w.store.Close()
 		w.cfg.Logger.Info("worker stopped")

@@ -34,6 +34,10 @@ const DueKey = Prefix + "due"
 // workers at once; asynq tasks remain the durable path.
 const WakeKey = Prefix + "wake"
 
+// FinishedChannel is the pub/sub channel on which an instance's ID is
+// published when it finishes, if a client waits for it (see Store.Watch).
+const FinishedChannel = Prefix + "finished"
+
 // IdempotencyKey is the record of one client Idempotency-Key. The key is
 // hashed so that any printable header value makes a safe key name.
 func IdempotencyKey(keyHash string) string { return Prefix + "idem:{" + keyHash + "}" }

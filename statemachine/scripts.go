@@ -15,7 +15,7 @@ var scriptFiles embed.FS
 // scripts holds every Lua script the store runs, loaded from scripts/*.lua.
 type scripts struct {
 	create, accept, claim, transition, renew, release, deleteDraft *redis.Script
-	idemBegin, idemEnd, dueClaim                                   *redis.Script
+	idemBegin, idemEnd, dueClaim, watch                            *redis.Script
 	all                                                            []*redis.Script
 }
 
@@ -35,6 +35,7 @@ func loadScripts() *scripts {
 		{"idempotency_begin.lua", &s.idemBegin},
 		{"idempotency_end.lua", &s.idemEnd},
 		{"due_claim.lua", &s.dueClaim},
+		{"watch.lua", &s.watch},
 	} {
 		src, err := scriptFiles.ReadFile("scripts/" + e.file)
 		if err != nil {

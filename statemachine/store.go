@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -134,6 +135,12 @@ func (s *Store) AcceptAt(ctx context.Context, id string, created, now, due time.
 		// record: the reaper and the list drop entries without one.
 		p.ZAddNX(ctx, IndexKey, redis.Z{Score: float64(created.UnixMicro()), Member: id})
 		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(due.UnixMilli()), Member: id})
+		// Announce it to idle workers; the list is capped so that a busy
+		// system, which leaves it alone, does not grow it.
+		p.LPush(ctx, WakeKey, id)
+		if rand.IntN(wakeTrimEvery) == 0 {
+			p.LTrim(ctx, WakeKey, 0, wakeCap-1)
+		}
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("accepting instance: %w", err)
@@ -150,6 +157,13 @@ func (s *Store) AcceptAt(ctx context.Context, id string, created, now, due time.
 	}
 	return toInt(res[1]), false, nil
 }
+
+// The wake list holds at most about wakeCap IDs; it is trimmed on one push
+// in wakeTrimEvery.
+const (
+	wakeCap       = 1000
+	wakeTrimEvery = 100
+)
 
 // Claim takes the lease on an instance until the given time and returns the
 // instance. It fails with ErrNotFound, *DraftError, ErrTerminal or
@@ -256,13 +270,14 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 	if !c.KeepLease {
 		lease = millis(c.LeaseUntil)
 	}
-	ttl := 0
+	ttl, notify := 0, ""
 	if c.Status.Terminal() {
 		ttl = int(s.cfg.Retention / time.Second)
+		notify = FinishedChannel
 	}
-	args := make([]any, 0, 11+len(c.Fields))
+	args := make([]any, 0, 13+len(c.Fields))
 	args = append(args, c.ExpectState, strconv.FormatInt(c.ExpectRev, 10), string(c.Lease), c.Token,
-		micros(now), lease, c.State, string(c.Status), ev, ttl, len(c.Fields)/2)
+		micros(now), lease, c.State, string(c.Status), ev, ttl, notify, c.ID, len(c.Fields)/2)
 	for _, f := range c.Fields {
 		args = append(args, f)
 	}

@@ -7,21 +7,15 @@
 package redistest
 
 import (
-	"bufio"
-	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orderflow/orderflow/internal/redisserver"
 )
 
 // Backend names a kind of Redis that a suite runs against.
@@ -149,154 +143,32 @@ type Options struct {
 
 // Server is a redis-server process owned by one test.
 type Server struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	opts Options
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	*redisserver.Server
+	t testing.TB
 }
 
 // StartServer starts redis-server on a free port with its data in a
 // temporary directory, and stops it when the test ends.
 func StartServer(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin := RequireBinary(t)
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), opts: opts}
-	var err error
-	for range 5 {
-		s.port, err = FreePort()
-		if err != nil {
-			continue
-		}
-		if err = s.start(); err == nil {
-			break
-		}
-	}
+	RequireBinary(t)
+	s, err := redisserver.Start(redisserver.Options{
+		Dir: t.TempDir(), AppendFsyncAlways: opts.AppendFsyncAlways, Password: opts.Password, Args: opts.Args,
+	})
 	if err != nil {
 		t.Fatalf("starting redis-server: %v", err)
 	}
 	t.Cleanup(s.Stop)
-	return s
-}
-
-// Addr returns the server's host:port.
-func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// URL returns a redis:// URL for the server.
-func (s *Server) URL() string {
-	if s.opts.Password != "" {
-		return "redis://:" + s.opts.Password + "@" + s.Addr()
-	}
-	return "redis://" + s.Addr()
-}
-
-func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log"),
-		"--protected-mode", "no",
-	}
-	if s.opts.AppendFsyncAlways {
-		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		a = append(a, "--appendonly", "no")
-	}
-	if s.opts.Password != "" {
-		a = append(a, "--requirepass", s.opts.Password)
-	}
-	return append(a, s.opts.Args...)
-}
-
-func (s *Server) start() error {
-	cmd := exec.Command(s.bin, s.args()...)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server exited at start: %s", s.logTail())
-		default:
-		}
-		if s.ping() == nil {
-			s.mu.Lock()
-			s.cmd = cmd
-			s.mu.Unlock()
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	return fmt.Errorf("redis-server did not answer within 10s: %s", s.logTail())
-}
-
-func (s *Server) ping() error {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.opts.Password, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	return c.Ping(ctx).Err()
-}
-
-func (s *Server) logTail() string {
-	f, err := os.Open(filepath.Join(s.dir, "redis.log"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-// Kill stops the server with SIGKILL, as a crash would.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	for s.ping() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
+	return &Server{Server: s, t: t}
 }
 
 // Restart starts the server again on the same port and data directory.
 func (s *Server) Restart() {
 	s.t.Helper()
-	if err := s.start(); err != nil {
+	if err := s.Server.Restart(); err != nil {
 		s.t.Fatalf("restarting redis-server: %v", err)
 	}
 }
 
-// Stop stops the server; it is safe to call more than once.
-func (s *Server) Stop() { s.Kill() }
-
 // FreePort asks the kernel for a free TCP port on loopback.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func FreePort() (int, error) { return redisserver.FreePort() }

@@ -18,13 +18,16 @@
 -- ARGV[8]  new status: running, completed, failed or cancelled
 -- ARGV[9]  history event to append (JSON), or "" to append none
 -- ARGV[10] retention in seconds; when > 0 both keys expire after it
--- ARGV[11] N, the number of field/value pairs that follow
--- ARGV[12 .. 11+2N] field/value pairs to set ("" clears a field)
+-- ARGV[11] channel to PUBLISH the instance ID on when someone waits for it
+--          (the record's "w" flag is set), or "" to notify nobody
+-- ARGV[12] the instance ID, the message of that notification
+-- ARGV[13] N, the number of field/value pairs that follow
+-- ARGV[14 .. 13+2N] field/value pairs to set ("" clears a field)
 --
 -- Returns {1, new_revision, history_length} on success, or
 --         {0, state, revision, lease_token, lease_expiry_ms} when the
 --         compare fails and nothing was written.
-local cur = redis.call("HMGET", KEYS[1], "st", "rev", "lt", "lu", "acc")
+local cur = redis.call("HMGET", KEYS[1], "st", "rev", "lt", "lu", "acc", "w")
 local ok = cur[5] == "1" and cur[1] == ARGV[1] and cur[2] == ARGV[2]
 local lease = ARGV[3]
 local holder = cur[3] or ""
@@ -46,8 +49,8 @@ elseif ARGV[6] ~= "-" then
   args[#args + 1] = "lt"; args[#args + 1] = ARGV[4]
   args[#args + 1] = "lu"; args[#args + 1] = ARGV[6]
 end
-local n = tonumber(ARGV[11])
-for i = 12, 11 + 2 * n do
+local n = tonumber(ARGV[13])
+for i = 14, 13 + 2 * n do
   args[#args + 1] = ARGV[i]
 end
 redis.call("HSET", KEYS[1], unpack(args))
@@ -59,5 +62,8 @@ local ttl = tonumber(ARGV[10])
 if ttl > 0 then
   redis.call("EXPIRE", KEYS[1], ttl)
   redis.call("EXPIRE", KEYS[2], ttl)
+end
+if ARGV[11] ~= "" and cur[6] == "1" then
+  redis.call("PUBLISH", ARGV[11], ARGV[12])
 end
 return {1, rev, len}
