@@ -42,6 +42,8 @@ func commands() []command {
 		{"api", "The REST API and asynqmon.", runAPI},
 		{"worker", "A worker: runs workflow steps from the queues.", runWorker},
 		{"sim", "The provider simulators (inventory, payment, shipping) over HTTP.", runSim},
+		{"bench", "The benchmark harness (needs redis-server): orderflow against a raw asynq chain, and more.", runBench},
+		{"bench-worker", "A benchmark worker process, started by bench.", runBenchWorker},
 		{"version", "Print the version.", runVersion},
 	}
 }

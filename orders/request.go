@@ -9,8 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/bits"
 	"regexp"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -125,12 +127,16 @@ func (r *Request) Validate() (Input, error) {
 	if len(r.Metadata) > MaxMetadata {
 		bad("metadata", "must hold at most %d pairs", MaxMetadata)
 	}
-	for k, v := range r.Metadata {
+	badKey := false
+	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		if n := utf8.RuneCountInString(k); n < 1 || n > MaxMetadataKey || !utf8.ValidString(k) {
-			bad("metadata", "keys must be 1 to %d characters", MaxMetadataKey)
-			break
+			if !badKey {
+				bad("metadata", "keys must be 1 to %d characters", MaxMetadataKey)
+				badKey = true
+			}
+			continue
 		}
-		if utf8.RuneCountInString(v) > MaxMetadataValue || !utf8.ValidString(v) {
+		if v := r.Metadata[k]; utf8.RuneCountInString(v) > MaxMetadataValue || !utf8.ValidString(v) {
 			bad("metadata."+k, "must be at most %d characters", MaxMetadataValue)
 		}
 	}

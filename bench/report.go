@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Results is everything one run measured.
+type Results struct {
+	Config      Config
+	Machine     string
+	Date        time.Time
+	Baseline    ThroughputResult
+	Orderflow   ThroughputResult
+	IdlePolling IdleResult
+	Idle        IdleResult
+	API         APIResult
+	Scaling     []ThroughputResult
+}
+
+// Targets from the performance issue, checked in the report.
+const (
+	targetThroughputRatio = 1.25
+	targetIdleP50         = 5 * time.Millisecond
+	targetIdleCommands    = 500
+	targetBytesPerOrder   = 2048
+	targetAPIPerSecond    = 5000
+	targetScaling2        = 1.6
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+// Markdown renders the results as the PERFORMANCE.md section.
+func (r *Results) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	c := r.Config
+	w("Measured %s on %s.", r.Date.Format("2006-01-02 15:04 MST"), r.Machine)
+	w("")
+	w("Command: `%s`", c.Command)
+	w("")
+	w("### Throughput: the order pipeline against a raw asynq chain")
+	w("")
+	w("%d orders each, in-process zero-latency providers, one worker process with concurrency %d, a closed-loop driver keeping %d orders in flight; same Redis, same run.", c.Orders, c.Concurrency, c.Outstanding)
+	w("")
+	w("| | raw asynq chain (3 tasks) | orderflow | orderflow / chain |")
+	w("|---|---:|---:|---:|")
+	bl, of := r.Baseline, r.Orderflow
+	w("| orders/s | %.0f | %.0f | **%.2f×** |", bl.OrdersPerSec, of.OrdersPerSec, of.OrdersPerSec/bl.OrdersPerSec)
+	w("| latency p50 under load | %s | %s | %.2f× |", ms(bl.P50), ms(of.P50), float64(of.P50)/float64(bl.P50))
+	w("| latency p99 under load | %s | %s | %.2f× |", ms(bl.P99), ms(of.P99), float64(of.P99)/float64(bl.P99))
+	w("| Redis commands per order | %.1f | %.1f | **%.2f×** |", bl.CommandsPerOrd, of.CommandsPerOrd, of.CommandsPerOrd/bl.CommandsPerOrd)
+	w("| Redis memory per completed order | %.0f B | %.0f B | |", bl.BytesPerOrder, of.BytesPerOrder)
+	w("| worker CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.CPUPer1000, of.CPUPer1000, of.CPUPer1000/bl.CPUPer1000)
+	w("| Redis CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.RedisCPU1000, of.RedisCPU1000, of.RedisCPU1000/bl.RedisCPU1000)
+	w("| submitting client CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.DriverCPU1000, of.DriverCPU1000, of.DriverCPU1000/bl.DriverCPU1000)
+	w("")
+	w("The chain keeps no state, no history and no compensation; orderflow keeps all three, with a lease, a due-index entry and an idempotent draft per order. Memory is `used_memory` after minus before, with the finished orders kept (retention 168h); the chain leaves nothing behind.")
+	w("")
+	w("Top commands, chain: %s.  ", strings.Join(bl.TopCommands, ", "))
+	w("Top commands, orderflow: %s.", strings.Join(of.TopCommands, ", "))
+	w("")
+	w("### Idle latency")
+	w("")
+	w("%d orders one at a time: POST /v1/orders, then GET /v1/orders/{id}?wait=10s, which answers when the order is finished (no polling in the client). One API and one worker process.", c.IdleSamples)
+	w("")
+	w("| worker | p50 | p99 | idle Redis load |")
+	w("|---|---:|---:|---:|")
+	w("| asynq polling only (every 100 ms) | %s | %s | %.0f commands/s |", ms(r.IdlePolling.P50), ms(r.IdlePolling.P99), r.IdlePolling.CommandsPerSecond)
+	w("| with the wake fast path | %s | %s | %.0f commands/s |", ms(r.Idle.P50), ms(r.Idle.P99), r.Idle.CommandsPerSecond)
+	w("")
+	w("### API throughput")
+	w("")
+	w("POST /v1/orders, each a new order, over %d keep-alive connections from a Go client on loopback for %s; no worker running.", r.API.Connections, r.API.Duration.Round(time.Millisecond))
+	w("")
+	w("| requests/s | p50 | p99 | errors |")
+	w("|---:|---:|---:|---:|")
+	w("| %.0f | %s | %s | %d |", r.API.PerSecond, ms(r.API.P50), ms(r.API.P99), r.API.Errors)
+	w("")
+	w("### Worker scaling")
+	w("")
+	w("| worker processes | orders/s | × one worker | p99 | commands/order |")
+	w("|---:|---:|---:|---:|---:|")
+	var one float64
+	for _, s := range r.Scaling {
+		if s.Workers == 1 {
+			one = s.OrdersPerSec
+		}
+	}
+	for _, s := range r.Scaling {
+		w("| %d | %.0f | %.2f× | %s | %.1f |", s.Workers, s.OrdersPerSec, s.OrdersPerSec/one, ms(s.P99), s.CommandsPerOrd)
+	}
+	w("")
+	w("### Targets")
+	w("")
+	w("| target | measured | |")
+	w("|---|---|---|")
+	ratio := of.OrdersPerSec / bl.OrdersPerSec
+	w("| throughput ≥ %.2f× the raw chain | %.2f× | %s |", targetThroughputRatio, ratio, verdict(ratio >= targetThroughputRatio))
+	w("| commands per order below the chain's | %.1f vs %.1f | %s |", of.CommandsPerOrd, bl.CommandsPerOrd, verdict(of.CommandsPerOrd < bl.CommandsPerOrd))
+	w("| idle p50 ≤ %s | %s | %s |", ms(targetIdleP50), ms(r.Idle.P50), verdict(r.Idle.P50 <= targetIdleP50))
+	w("| idle Redis load ≤ %d commands/s per worker | %.0f | %s |", targetIdleCommands, r.Idle.CommandsPerSecond, verdict(r.Idle.CommandsPerSecond <= targetIdleCommands))
+	w("| ≤ %d B of Redis per completed order | %.0f B | %s |", targetBytesPerOrder, of.BytesPerOrder, verdict(of.BytesPerOrder <= targetBytesPerOrder))
+	w("| API ≥ %d POST/s | %.0f | %s |", targetAPIPerSecond, r.API.PerSecond, verdict(r.API.PerSecond >= targetAPIPerSecond))
+	var two float64
+	for _, s := range r.Scaling {
+		if s.Workers == 2 {
+			two = s.OrdersPerSec
+		}
+	}
+	if one > 0 && two > 0 {
+		w("| 2 workers ≥ %.1f× one | %.2f× | %s |", targetScaling2, two/one, verdict(two/one >= targetScaling2))
+	}
+	return b.String()
+}
+
+// Markers delimit the generated section of PERFORMANCE.md.
+const (
+	beginMarker = "<!-- bench:begin (generated by `orderflow bench`; edit outside these markers) -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// WriteDoc puts the results between the markers of the file at path,
+// keeping everything outside them. A file without markers gets them
+// appended.
+func (r *Results) WriteDoc(path string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	section := beginMarker + "\n" + r.Markdown() + endMarker
+	s := string(old)
+	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	switch {
+	case i >= 0 && j > i:
+		s = s[:i] + section + s[j+len(endMarker):]
+	case s == "":
+		s = "# Performance\n\n" + section + "\n"
+	default:
+		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// describeMachine says what the run ran on.
+func describeMachine(ctx context.Context, rdb redis.UniversalClient) string {
+	cpu := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+		f.Close()
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%d", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/1024/1024)
+	}
+	redisVersion := "redis ?"
+	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+				redisVersion = "Redis " + v
+			}
+		}
+	}
+	kernel := ""
+	if out, err := exec.Command("uname", "-r").Output(); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("%s (%d cores%s%s), %s, %s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version(), redisVersion)
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow/bench"
+)
+
+func runBench(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("bench", "The benchmark harness: orderflow against a raw asynq chain, idle latency, API throughput, worker scaling.", env.Stderr)
+	redisURL := fs.String("redis-url", "", "Redis to use (it is flushed!); empty starts a redis-server on a free port")
+	n := fs.Int("orders", 20000, "orders per throughput run")
+	concurrency := fs.Int("concurrency", 20, "concurrency of each worker process")
+	idle := fs.Int("idle-samples", 50, "orders sent one at a time for idle latency")
+	apiDur := fs.Duration("api-duration", 5*time.Second, "how long to load POST /v1/orders")
+	scaling := fs.String("scaling", "1,2,4", "worker process counts to run")
+	out := fs.String("out", "", "markdown file to write the results into (between its bench markers)")
+	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes")
+	if err := parseFlags(fs, args); err != nil {
+		return usage(err)
+	}
+	var counts []int
+	for _, s := range strings.Split(*scaling, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v < 1 || v > 16 {
+			return usageError{fmt.Errorf("--scaling: %q is not a list of worker counts from 1 to 16", *scaling)}
+		}
+		counts = append(counts, v)
+	}
+	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 {
+		return usageError{fmt.Errorf("--orders must be at least 100, and --concurrency, --idle-samples and --api-duration positive")}
+	}
+	res, err := bench.Run(ctx, bench.Config{
+		RedisURL: *redisURL, Orders: *n, Concurrency: *concurrency, IdleSamples: *idle,
+		APIDuration: *apiDur, Scaling: counts, Log: env.Stderr, ProfileDir: *profiles,
+		Command: "orderflow bench " + strings.Join(args, " "),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, res.Markdown())
+	if *out != "" {
+		if err := res.WriteDoc(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "bench: results written to %s\n", *out)
+	}
+	return nil
+}
+
+// runBenchWorker is the worker process the harness starts.
+func runBenchWorker(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("bench-worker", "A benchmark worker (started by orderflow bench).", env.Stderr)
+	var o bench.WorkerOptions
+	fs.StringVar(&o.Mode, "mode", bench.ModeOrderflow, "orderflow or baseline")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis URL")
+	fs.IntVar(&o.Concurrency, "concurrency", 20, "concurrency")
+	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 100*time.Millisecond, "asynq poll interval")
+	fs.BoolVar(&o.Wake, "wake", true, "use the wake fast path")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the worker to this file")
+	var l logFlags
+	l.register(fs, "text")
+	if err := parseFlags(fs, args); err != nil {
+		return usage(err)
+	}
+	log, err := l.logger(env.Stderr)
+	if err != nil {
+		return err
+	}
+	if o.RedisURL == "" {
+		return usageError{fmt.Errorf("--redis-url is required")}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	// The harness waits for this line before it measures.
+	return bench.RunWorker(ctx, o, log, func() { fmt.Fprintln(env.Stdout, bench.ReadyLine) })
+}
