@@ -99,7 +99,7 @@ func (s *Server) endIdempotent(ctx context.Context, key, fp string, done bool) {
 
 // replay answers a repeated request with the order as it is now.
 func (s *Server) replay(c echo.Context, id string) error {
-	in, err := s.store.Load(c.Request().Context(), id, false)
+	in, err := s.store.Load(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}

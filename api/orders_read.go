@@ -25,7 +25,7 @@ var statePattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
 // orderID reads and checks the :order_id path parameter.
 func orderID(c echo.Context) (string, error) {
 	id := c.Param("order_id")
-	if !orders.IDPattern.MatchString(id) {
+	if !orders.ValidID(id) {
 		return "", validationProblem([]orders.FieldError{{Field: "order_id", Message: "must match [A-Za-z0-9._:-]{1,128}"}})
 	}
 	return id, nil
@@ -49,7 +49,7 @@ func (s *Server) getOrder(c echo.Context) error {
 			return err
 		}
 	}
-	in, err := s.store.Load(ctx, id, false)
+	in, err := s.store.Load(ctx, id)
 	if err != nil {
 		return err
 	}

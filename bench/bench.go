@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -41,7 +42,7 @@ type Config struct {
 	// Concurrency of each worker process. Default 20.
 	Concurrency int
 	// Outstanding is how many orders the closed-loop driver keeps in flight
-	// per worker. Default 2 × Concurrency.
+	// per worker. Default 10 × Concurrency, so that the queues never run dry.
 	Outstanding int
 	// IdleSamples is the number of one-at-a-time orders. Default 50.
 	IdleSamples int
@@ -68,7 +69,7 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.Orders = cmp.Or(c.Orders, 20000)
 	c.Concurrency = cmp.Or(c.Concurrency, 20)
-	c.Outstanding = cmp.Or(c.Outstanding, 2*c.Concurrency)
+	c.Outstanding = cmp.Or(c.Outstanding, 10*c.Concurrency)
 	c.IdleSamples = cmp.Or(c.IdleSamples, 50)
 	c.IdleWindow = cmp.Or(c.IdleWindow, 5*time.Second)
 	c.APIDuration = cmp.Or(c.APIDuration, 5*time.Second)
@@ -176,6 +177,7 @@ type ThroughputResult struct {
 	BytesPerOrder  float64
 	CPUPer1000     float64 // worker CPU seconds per 1,000 orders
 	RedisCPU1000   float64 // Redis CPU seconds per 1,000 orders
+	ReadsPerOrder  float64 // Redis reads (about one per round trip) per order
 	DriverCPU1000  float64 // the submitting client's CPU seconds per 1,000 orders
 	TopCommands    []string
 }
@@ -208,10 +210,14 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int) (
 		return ThroughputResult{}, err
 	}
 	redisBefore, _ := redisCPU(ctx, h.rdb)
+	readsBefore, _ := redisReads(ctx, h.rdb)
 	selfBefore := selfCPU()
+	stopProfile := h.profileSelf(mode)
 	lr, err := runLoad(ctx, h.rdb, sub, mode, n, h.cfg.Outstanding*workers)
+	stopProfile()
 	selfAfter := selfCPU()
 	redisAfter, _ := redisCPU(ctx, h.rdb)
+	readsAfter, _ := redisReads(ctx, h.rdb)
 	if err != nil {
 		return ThroughputResult{}, err
 	}
@@ -235,12 +241,31 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int) (
 		BytesPerOrder:  float64(memAfter-memBefore) / float64(n),
 		CPUPer1000:     cpu / float64(n) * 1000,
 		RedisCPU1000:   (redisAfter - redisBefore) / float64(n) * 1000,
+		ReadsPerOrder:  float64(readsAfter-readsBefore) / float64(n),
 		DriverCPU1000:  (selfAfter - selfBefore) / float64(n) * 1000,
 		TopCommands:    stats.top(8),
 	}
-	h.logf("  %.0f orders/s, p50 %s, p99 %s, %.1f commands/order, %.0f bytes/order, CPU s/1000 orders: worker %.3f, redis %.3f, driver %.3f",
-		r.OrdersPerSec, r.P50, r.P99, r.CommandsPerOrd, r.BytesPerOrder, r.CPUPer1000, r.RedisCPU1000, r.DriverCPU1000)
+	h.logf("  %.0f orders/s, p50 %s, p99 %s, %.1f commands/order, %.1f round trips/order, %.0f bytes/order, CPU s/1000 orders: worker %.3f, redis %.3f, driver %.3f",
+		r.OrdersPerSec, r.P50, r.P99, r.CommandsPerOrd, r.ReadsPerOrder, r.BytesPerOrder, r.CPUPer1000, r.RedisCPU1000, r.DriverCPU1000)
 	return r, nil
+}
+
+// profileSelf profiles the harness itself (the submitting client) when
+// ProfileDir is set; the returned func stops it.
+func (h *harness) profileSelf(mode string) func() {
+	if h.cfg.ProfileDir == "" {
+		return func() {}
+	}
+	h.profiles++
+	f, err := os.Create(fmt.Sprintf("%s/driver-%s-%d.pprof", h.cfg.ProfileDir, mode, h.profiles))
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // benchInput is the order every run submits.

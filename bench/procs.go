@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -125,6 +126,11 @@ func stopAll(ps []*proc) {
 		wg.Go(p.stop)
 	}
 	wg.Wait()
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for _, p := range ps {
+			fmt.Fprint(os.Stderr, p.output())
+		}
+	}
 }
 
 // startAPI starts `orderflow api` on a free port and waits until it is ready.

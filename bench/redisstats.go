@@ -89,6 +89,21 @@ func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
 	return 0, fmt.Errorf("no used_memory in INFO memory")
 }
 
+// redisReads reads INFO stats' total_reads_processed: how many reads Redis
+// made from its clients, about one per round trip.
+func redisReads(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	info, err := rdb.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_reads_processed:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, nil
+}
+
 // redisCPU reads INFO cpu's used_cpu_sys + used_cpu_user.
 func redisCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
 	info, err := rdb.Info(ctx, "cpu").Result()

@@ -66,6 +66,7 @@ func (r *Results) Markdown() string {
 	w("| latency p50 under load | %s | %s | %.2f× |", ms(bl.P50), ms(of.P50), float64(of.P50)/float64(bl.P50))
 	w("| latency p99 under load | %s | %s | %.2f× |", ms(bl.P99), ms(of.P99), float64(of.P99)/float64(bl.P99))
 	w("| Redis commands per order | %.1f | %.1f | **%.2f×** |", bl.CommandsPerOrd, of.CommandsPerOrd, of.CommandsPerOrd/bl.CommandsPerOrd)
+	w("| Redis round trips per order (reads) | %.1f | %.1f | %.2f× |", bl.ReadsPerOrder, of.ReadsPerOrder, of.ReadsPerOrder/bl.ReadsPerOrder)
 	w("| Redis memory per completed order | %.0f B | %.0f B | |", bl.BytesPerOrder, of.BytesPerOrder)
 	w("| worker CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.CPUPer1000, of.CPUPer1000, of.CPUPer1000/bl.CPUPer1000)
 	w("| Redis CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.RedisCPU1000, of.RedisCPU1000, of.RedisCPU1000/bl.RedisCPU1000)

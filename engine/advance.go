@@ -10,9 +10,10 @@ import (
 	"github.com/orderflow/orderflow/statemachine"
 )
 
-// commitTimeout bounds a write that records an outcome. Writes run on a
-// context detached from the task's, so an effect that happened is recorded
-// even when the task is being cancelled.
+// commitTimeout bounds a write made outside a task's context (releasing a
+// lease). Commits run on a context detached from the task's, so an effect
+// that happened is recorded even when the task is being cancelled; the
+// store bounds each round trip itself.
 const commitTimeout = 10 * time.Second
 
 // run is one Advance call working on one instance.
@@ -26,12 +27,15 @@ type run struct {
 
 	inst *statemachine.Instance
 	def  *statemachine.Definition
+	hint *Hint
 	// acquire: the next write takes the lease (the hinted first write).
 	acquire bool
 	// holding: this run holds the lease.
 	holding bool
 	// begun: the current step's attempt was begun by this run.
 	begun bool
+	// taskDriven: an asynq task asked for this run (not the fast path).
+	taskDriven bool
 }
 
 // Advance moves an instance on as far as it can. It returns nil when the
@@ -39,22 +43,29 @@ type run struct {
 // off, or is owned by another worker) and an error when the task should be
 // retried (Redis unreachable, a version this worker lacks, ErrNotReady).
 func (e *Engine) Advance(ctx context.Context, id string, opt AdvanceOptions) error {
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
+	return e.advance(ctx, id, opt, true)
+}
+
+// advance runs one advance; taskDriven says whether an asynq task (rather
+// than the wake fast path) asked for it.
+func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, taskDriven bool) error {
 	if e.activities == nil {
 		return errors.New("this engine has no activities and cannot advance instances")
 	}
-	e.inFlight.Add(1)
-	defer e.inFlight.Add(-1)
 	r := &run{
-		e: e, id: id, token: e.newToken(), queue: opt.Queue, started: e.store.Now(),
+		e: e, id: id, taskDriven: taskDriven, token: e.newToken(), queue: opt.Queue, started: e.store.Now(),
 		log: e.log.With("order_id", id, "task_id", opt.TaskID),
 	}
 	if r.queue == "" {
 		r.queue = statemachine.DefaultQueue
 	}
+	r.hint = opt.Hint
 	if h := opt.Hint; h != nil && h.Rev > 0 && h.State != "" && h.Workflow != "" {
 		r.inst = &statemachine.Instance{
 			ID: id, Workflow: h.Workflow, Version: h.Version, State: h.State, Status: statemachine.StatusRunning,
-			Rev: h.Rev, Accepted: true, Input: h.Input,
+			Rev: h.Rev, Input: h.Input,
 			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Results: map[string]string{},
 		}
 		r.acquire = true
@@ -74,19 +85,14 @@ func (e *Engine) Advance(ctx context.Context, id string, opt AdvanceOptions) err
 func (r *run) claim(ctx context.Context) error {
 	for wait := 2 * time.Millisecond; ; wait *= 2 {
 		inst, err := r.e.store.Claim(ctx, r.id, r.token, r.e.store.Now().Add(r.e.cfg.Lease))
-		var draft *statemachine.DraftError
 		switch {
 		case err == nil:
 			r.inst, r.acquire, r.holding, r.begun = inst, false, true, false
+			r.working()
 			return nil
-		case errors.As(err, &draft):
-			// The API is between enqueueing the task and accepting the
-			// instance, or its request failed and the draft awaits the reaper.
-			if r.e.store.Now().Sub(draft.Created) > r.e.cfg.DraftTTL {
-				r.log.Warn("dropping task for an abandoned draft")
-				r.inst = nil
-				return nil
-			}
+		case errors.Is(err, statemachine.ErrNotFound) && r.hint != nil && r.e.store.Now().Sub(r.hint.At) < r.e.cfg.FirstTaskGrace:
+			// A first task that overtook the API, which writes the instance
+			// just after queueing it: wait a little, then let asynq retry.
 			if wait > 64*time.Millisecond {
 				r.inst = nil
 				return ErrNotReady
@@ -260,9 +266,7 @@ func (r *run) commitLoop(ctx context.Context, st *statemachine.State, build func
 		if r.acquire {
 			c.Lease = statemachine.LeaseAcquire
 		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-		applied, err := r.e.store.Apply(wctx, c)
-		cancel()
+		applied, err := r.e.store.Apply(context.WithoutCancel(ctx), c)
 		if err == nil {
 			r.applied(c, applied)
 			r.begun = d.begins
@@ -287,8 +291,20 @@ func (r *run) commitLoop(ctx context.Context, st *statemachine.State, build func
 	}
 }
 
+// working notes that a task-driven run found work, which keeps the wake fast
+// path off while asynq keeps the worker busy (see idle). A task that finds
+// its instance done or leased does not count.
+func (r *run) working() {
+	if r.taskDriven {
+		r.e.lastTaskStart.Store(time.Now().UnixNano())
+	}
+}
+
 // applied updates the in-memory instance after a successful write.
 func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
+	if r.acquire {
+		r.working()
+	}
 	from := r.inst.State
 	r.inst.ApplyFields(c.Fields)
 	r.inst.State, r.inst.Status, r.inst.Rev = c.State, c.Status, a.Rev
@@ -307,7 +323,7 @@ func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
 	}
 	if c.Status.Terminal() {
 		r.e.metrics.finished(r.inst.Workflow, string(c.Status))
-		r.log.Info("instance finished", "status", c.Status, "state", c.State)
+		r.log.Debug("instance finished", "status", c.Status, "state", c.State)
 		if r.e.cfg.OnFinish != nil {
 			r.e.cfg.OnFinish(r.inst)
 		}

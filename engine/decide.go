@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/orderflow/orderflow/statemachine"
@@ -49,38 +50,39 @@ func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	return outcome{results: res, err: err, attempt: r.inst.Attempts[st.Step]}
 }
 
-// keepLease renews the lease every third of its length while a step runs. If
-// the lease is lost it cancels the step. The returned func stops it.
+// keepLease renews the lease every third of its length while a step runs,
+// from a timer that only fires for a slow step. If the lease is lost it
+// cancels the step. The returned func stops it.
 func (r *run) keepLease(ctx context.Context, cancel context.CancelFunc) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(r.e.cfg.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				until := r.e.store.Now().Add(r.e.cfg.Lease)
-				ok, err := r.e.store.Renew(ctx, r.id, r.token, until)
-				switch {
-				case err != nil:
-					r.log.Warn("renewing lease", "err", err)
-				case !ok:
-					r.log.Warn("lease lost during a step; abandoning the attempt")
-					cancel()
-					return
-				default:
-					r.inst.LeaseUntil = until
-				}
-			}
+	every := r.e.cfg.Lease / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		until := r.e.store.Now().Add(r.e.cfg.Lease)
+		ok, err := r.e.store.Renew(ctx, r.id, r.token, until)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case stopped:
+			return
+		case err != nil:
+			r.log.Warn("renewing lease", "err", err)
+		case !ok:
+			r.log.Warn("lease lost during a step; abandoning the attempt")
+			cancel()
+			return
+		default:
+			r.inst.LeaseUntil = until
 		}
-	}()
-	return func() { close(done); <-finished }
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 // pendingSignal returns a signal the instance received that its current
@@ -191,6 +193,10 @@ func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fi
 		return decision{change: c} // the zero LeaseUntil releases the lease
 	}
 	c.LeaseUntil = r.e.store.Now().Add(r.e.cfg.Lease)
+	if r.holding && r.inst.LeaseUntil.Sub(r.e.store.Now()) > r.e.cfg.Lease/2 {
+		// More than half the lease is left: leave it, and write less.
+		c.KeepLease = true
+	}
 	begins := false
 	if next.Step != "" {
 		if r.def.QueueOf(next) == r.queue && !r.e.stopping.Load() {

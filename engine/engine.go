@@ -48,9 +48,10 @@ type Config struct {
 	// RetryGrace is how long after a retry's due time the reaper checks that
 	// the retry ran. Default 30s.
 	RetryGrace time.Duration
-	// DraftTTL is how long a draft (an instance whose API request never
-	// finished) is kept before the reaper deletes it. Default 1m.
-	DraftTTL time.Duration
+	// FirstTaskGrace is how long an instance's first task, when it finds no
+	// instance, waits for the API to finish writing it before it gives up
+	// (the API queues the task first). Default 10s.
+	FirstTaskGrace time.Duration
 	// ReaperInterval is how often RunReaper scans the due index. Default 1s.
 	ReaperInterval time.Duration
 	// WorkerID names this process in lease tokens and logs. Default random.
@@ -78,7 +79,7 @@ func (c Config) WithDefaults() Config {
 	c.TimeSlice = cmp.Or(c.TimeSlice, 30*time.Second)
 	c.PickupGrace = cmp.Or(c.PickupGrace, 60*time.Second)
 	c.RetryGrace = cmp.Or(c.RetryGrace, 30*time.Second)
-	c.DraftTTL = cmp.Or(c.DraftTTL, time.Minute)
+	c.FirstTaskGrace = cmp.Or(c.FirstTaskGrace, 10*time.Second)
 	c.ReaperInterval = cmp.Or(c.ReaperInterval, time.Second)
 	c.WakeWorkers = cmp.Or(c.WakeWorkers, 2)
 	c.WakeTimeout = cmp.Or(c.WakeTimeout, time.Second)
@@ -95,8 +96,8 @@ func (c Config) validate() error {
 	if c.Lease < 100*time.Millisecond {
 		return fmt.Errorf("Lease must be at least 100ms, got %s", c.Lease)
 	}
-	if c.TimeSlice <= 0 || c.PickupGrace <= 0 || c.RetryGrace <= 0 || c.DraftTTL <= 0 || c.ReaperInterval <= 0 {
-		return errors.New("TimeSlice, PickupGrace, RetryGrace, DraftTTL and ReaperInterval must be positive")
+	if c.TimeSlice <= 0 || c.PickupGrace <= 0 || c.RetryGrace <= 0 || c.FirstTaskGrace <= 0 || c.ReaperInterval <= 0 {
+		return errors.New("TimeSlice, PickupGrace, RetryGrace, FirstTaskGrace and ReaperInterval must be positive")
 	}
 	return nil
 }
@@ -111,10 +112,10 @@ type Engine struct {
 	metrics    *Metrics
 	log        *slog.Logger
 
-	tokens       atomic.Uint64
-	stopping     atomic.Bool
-	inFlight     atomic.Int64
-	wakeInFlight atomic.Int64
+	tokens        atomic.Uint64
+	stopping      atomic.Bool
+	inFlight      atomic.Int64 // task-driven advances running
+	lastTaskStart atomic.Int64 // Unix ns of the latest task-driven advance that found work
 }
 
 // New returns an engine. activities must hold every step of every
@@ -156,7 +157,7 @@ func (e *Engine) Config() Config { return e.cfg }
 // leases. It does not wait.
 func (e *Engine) Stop() { e.stopping.Store(true) }
 
-// InFlight returns how many instances this engine is advancing now.
+// InFlight returns how many task-driven advances are running now.
 func (e *Engine) InFlight() int64 { return e.inFlight.Load() }
 
 func (e *Engine) newToken() string {
@@ -178,6 +179,8 @@ type Hint struct {
 	State    string
 	Rev      int64
 	Input    []byte
+	// At is when the task was queued, just before the instance was written.
+	At time.Time
 }
 
 // AdvanceOptions describe the task that asks for an advance.
@@ -191,6 +194,6 @@ type AdvanceOptions struct {
 	Hint *Hint
 }
 
-// ErrNotReady means the instance exists only as a draft that may still be
-// accepted; the task should be retried shortly.
+// ErrNotReady means a first task ran before its instance was written (the
+// API queues the task first); the task should be retried shortly.
 var ErrNotReady = errors.New("instance not accepted yet")

@@ -58,7 +58,7 @@ type setupOpts struct {
 	activities func(engine.Activities) engine.Activities
 }
 
-func setup(t *testing.T, r *redistest.Instance, o setupOpts) *testBundle {
+func setup(t testing.TB, r *redistest.Instance, o setupOpts) *testBundle {
 	t.Helper()
 	store := statemachine.NewStore(r.Client(t), statemachine.StoreConfig{})
 	t.Cleanup(store.Close)
@@ -85,7 +85,7 @@ func setup(t *testing.T, r *redistest.Instance, o setupOpts) *testBundle {
 	return b
 }
 
-func (b *testBundle) start(t *testing.T, id string) {
+func (b *testBundle) start(t testing.TB, id string) {
 	t.Helper()
 	input, err := json.Marshal(orders.Input{CustomerID: "c", Currency: "USD", AmountCents: 100,
 		Items: []orders.Item{{SKU: "A", Qty: 1, UnitPriceCents: 100}}})
@@ -119,7 +119,7 @@ func (b *testBundle) advance(t *testing.T, id string) {
 
 func (b *testBundle) load(t *testing.T, id string) *statemachine.Instance {
 	t.Helper()
-	in, err := b.store.Load(context.Background(), id, false)
+	in, err := b.store.Load(context.Background(), id)
 	require.NoError(t, err)
 	return in
 }
@@ -352,24 +352,39 @@ func TestReaperResumesAfterLeaseExpiry(t *testing.T) {
 	})
 }
 
-func TestReaperDeletesAbandonedDrafts(t *testing.T) {
+// The API queues an instance's first task, then writes the instance. A task
+// that overtakes the write waits for it; one whose instance never came
+// (the API's request failed) gives up after FirstTaskGrace.
+func TestFirstTaskThatOvertakesItsInstance(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
-		b := setup(t, r, setupOpts{cfg: engine.Config{DraftTTL: 100 * time.Millisecond}})
-		// An API request wrote a draft, then failed before accepting it.
+		b := setup(t, r, setupOpts{cfg: engine.Config{FirstTaskGrace: 300 * time.Millisecond}})
 		d, _ := b.reg.Default(statemachine.OrderWorkflow)
-		_, err := b.store.Create(context.Background(), statemachine.NewInstance{ID: "draft-1", Definition: d, Fingerprint: "fp", Input: []byte(`{}`)})
+		input := []byte(`{"customer_id":"c","currency":"USD","amount_cents":100,"items":[{"sku":"A","qty":1,"unit_price_cents":100}]}`)
+		hint := &engine.Hint{Workflow: d.Name, Version: d.Version, State: d.Initial, Rev: 1, Input: input, At: time.Now()}
+		opt := engine.AdvanceOptions{Queue: statemachine.DefaultQueue, Hint: hint}
+
+		// No instance yet: the task asks to be retried shortly.
+		require.ErrorIs(t, b.eng.Advance(context.Background(), "o1", opt), engine.ErrNotReady)
+		// The instance is written while the task waits: it runs.
+		done := make(chan error, 1)
+		go func() { done <- b.eng.Advance(context.Background(), "o1", opt) }()
+		_, err := b.store.Create(context.Background(), statemachine.NewInstance{
+			ID: "o1", Definition: d, Fingerprint: "fp", Input: input, Task: engine.InitialTaskID("o1"), Due: time.Now().Add(time.Minute),
+		})
 		require.NoError(t, err)
-		b.store.SetDue("draft-1", time.Now())
-		b.store.FlushDue()
-		require.Eventually(t, func() bool {
-			_, err := b.eng.Reap(context.Background())
+		if err := <-done; errors.Is(err, engine.ErrNotReady) {
+			// The write came after the task's short wait; asynq retries it.
+			require.NoError(t, b.eng.Advance(context.Background(), "o1", opt))
+		} else {
 			require.NoError(t, err)
-			_, err = b.store.Load(context.Background(), "draft-1", true)
-			return errors.Is(err, statemachine.ErrNotFound)
-		}, 3*time.Second, 20*time.Millisecond)
-		// Its task, if one was queued, does nothing.
-		require.NoError(t, b.eng.Advance(context.Background(), "draft-1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		}
+		require.Equal(t, statemachine.OrderCompleted, b.load(t, "o1").State)
+
+		// A task whose instance never came gives up once the grace is over.
+		late := *hint
+		late.At = time.Now().Add(-time.Second)
+		require.NoError(t, b.eng.Advance(context.Background(), "never", engine.AdvanceOptions{Queue: statemachine.DefaultQueue, Hint: &late}))
 	})
 }
 

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +18,32 @@ type Metrics struct {
 	Finished    *prometheus.CounterVec
 	Redrives    *prometheus.CounterVec
 	StaleWrites prometheus.Counter
+
+	// children caches the labelled children of the vectors: looking labels
+	// up on every transition showed in profiles.
+	children sync.Map // string -> prometheus.Counter or prometheus.Observer
+}
+
+// counter returns the child of vec for labels, from the cache.
+func (m *Metrics) counter(vec *prometheus.CounterVec, labels ...string) prometheus.Counter {
+	k := fmt.Sprintf("%p\x00%s", vec, strings.Join(labels, "\x00"))
+	if c, ok := m.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c := vec.WithLabelValues(labels...)
+	m.children.Store(k, c)
+	return c
+}
+
+// observer returns the child of vec for labels, from the cache.
+func (m *Metrics) observer(vec *prometheus.HistogramVec, labels ...string) prometheus.Observer {
+	k := fmt.Sprintf("%p\x00%s", vec, strings.Join(labels, "\x00"))
+	if o, ok := m.children.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	o := vec.WithLabelValues(labels...)
+	m.children.Store(k, o)
+	return o
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -48,20 +77,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) transition(wf, from, to, event string) {
 	if m != nil {
-		m.Transitions.WithLabelValues(wf, from, to, event).Inc()
+		m.counter(m.Transitions, wf, from, to, event).Inc()
 	}
 }
 
 func (m *Metrics) step(wf, step, outcome string, d time.Duration) {
 	if m != nil {
-		m.Steps.WithLabelValues(wf, step, outcome).Inc()
-		m.StepSeconds.WithLabelValues(wf, step).Observe(d.Seconds())
+		m.counter(m.Steps, wf, step, outcome).Inc()
+		m.observer(m.StepSeconds, wf, step).Observe(d.Seconds())
 	}
 }
 
 func (m *Metrics) finished(wf, status string) {
 	if m != nil {
-		m.Finished.WithLabelValues(wf, status).Inc()
+		m.counter(m.Finished, wf, status).Inc()
 	}
 }
 

@@ -63,7 +63,7 @@ func (e *Engine) Reap(ctx context.Context) (int, error) {
 // inspect decides what a due instance needs and reports whether it was
 // re-driven.
 func (e *Engine) inspect(ctx context.Context, id string, now time.Time) (bool, error) {
-	in, err := e.store.Load(ctx, id, true)
+	in, err := e.store.Load(ctx, id)
 	if errors.Is(err, statemachine.ErrNotFound) {
 		return false, e.store.RemoveDue(ctx, id)
 	}
@@ -72,16 +72,6 @@ func (e *Engine) inspect(ctx context.Context, id string, now time.Time) (bool, e
 	}
 	switch {
 	case in.Status.Terminal():
-		return false, e.store.RemoveDue(ctx, id)
-	case !in.Accepted:
-		if now.Sub(in.Created) < e.cfg.DraftTTL {
-			e.store.SetDue(id, in.Created.Add(e.cfg.DraftTTL+time.Second))
-			return false, nil
-		}
-		if _, err := e.store.DeleteDraft(ctx, id, now.Add(-e.cfg.DraftTTL)); err != nil {
-			return false, err
-		}
-		e.log.Info("deleted an abandoned draft", "order_id", id)
 		return false, e.store.RemoveDue(ctx, id)
 	case in.LeaseToken != "" && in.LeaseUntil.After(now):
 		e.store.SetDue(id, in.LeaseUntil)

@@ -29,7 +29,7 @@ const (
 // outcome and the instance after it.
 func (e *Engine) Signal(ctx context.Context, id, signal string) (SignalOutcome, *statemachine.Instance, error) {
 	for tries := 0; tries < 20; tries++ {
-		in, err := e.store.Load(ctx, id, false)
+		in, err := e.store.Load(ctx, id)
 		if err != nil {
 			return "", nil, err
 		}
@@ -79,7 +79,7 @@ func (e *Engine) Signal(ctx context.Context, id, signal string) (SignalOutcome, 
 		if err != nil {
 			return "", in, err
 		}
-		after, err := e.store.Load(ctx, id, false)
+		after, err := e.store.Load(ctx, id)
 		if err != nil {
 			return "", nil, err
 		}

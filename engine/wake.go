@@ -18,8 +18,20 @@ import (
 // instance leased or finished and does nothing. A busy worker leaves the list
 // alone (it is capped), so under load every instance goes through asynq.
 
+// idleAfter is how long the worker must have started no task-driven advance
+// for the fast path to read the wake list: a worker whose asynq queues keep
+// it busy leaves new instances to asynq, so that each instance's task is not
+// dequeued only to find the instance already done.
+const idleAfter = 100 * time.Millisecond
+
+// idle reports whether the worker runs no task-driven advance and started
+// none lately.
+func (e *Engine) idle() bool {
+	return e.inFlight.Load() == 0 && time.Since(time.Unix(0, e.lastTaskStart.Load())) > idleAfter
+}
+
 // RunWake runs the wake fast path until ctx ends, with WakeWorkers
-// goroutines. They read the list only while no task-driven advance runs.
+// goroutines. They read the list only while the worker is idle.
 // rdb is a client of its own, used only for the blocking reads: closing it
 // is what interrupts them at shutdown, as go-redis does not abort a blocking
 // read when its context ends.
@@ -42,7 +54,7 @@ func (e *Engine) RunWake(ctx context.Context, rdb redis.UniversalClient) {
 
 func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 	for ctx.Err() == nil {
-		if e.inFlight.Load() > e.wakeInFlight.Load() || e.stopping.Load() {
+		if !e.idle() || e.stopping.Load() {
 			select {
 			case <-ctx.Done():
 				return
@@ -65,11 +77,9 @@ func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 			continue
 		}
 		id := res[1]
-		e.wakeInFlight.Add(1)
 		// Not cancelled with the loop: a stopping worker lets the running
 		// step finish and record its result, then hands off (see Stop).
-		err = e.Advance(context.WithoutCancel(ctx), id, AdvanceOptions{Queue: statemachine.DefaultQueue, TaskID: "wake"})
-		e.wakeInFlight.Add(-1)
+		err = e.advance(context.WithoutCancel(ctx), id, AdvanceOptions{Queue: statemachine.DefaultQueue, TaskID: "wake"}, false)
 		if err != nil && ctx.Err() == nil {
 			// The asynq task and the reaper still drive the instance.
 			e.log.Debug("fast path left the instance to its task", "order_id", id, "err", err)

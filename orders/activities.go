@@ -26,11 +26,17 @@ func Activities(p providers.Set) engine.Activities {
 
 type activities struct{ p providers.Set }
 
+// input decodes the order's input once per run: the steps of one advance
+// share the decoded value.
 func input(in *statemachine.Instance) (Input, error) {
+	if i, ok := in.Decoded.(Input); ok {
+		return i, nil
+	}
 	var i Input
 	if err := json.Unmarshal(in.Input, &i); err != nil {
 		return i, engine.Permanent(fmt.Errorf("decoding order input: %w", err))
 	}
+	in.Decoded = i
 	return i, nil
 }
 

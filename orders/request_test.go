@@ -288,3 +288,11 @@ func TestRequestFingerprint(t *testing.T) {
 		}
 	})
 }
+
+func TestValidIDMatchesIDPattern(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"", "a", "order-12345", "A.b_c:d-9", "has space", "slash/", "é", "x\n",
+		strings.Repeat("a", 128), strings.Repeat("a", 129), "tab\t", "ok:ok"} {
+		require.Equal(t, orders.IDPattern.MatchString(id), orders.ValidID(id), "%q", id)
+	}
+}

@@ -8,7 +8,7 @@ import (
 
 // Sentinel errors callers branch on.
 var (
-	// ErrNotFound: no such instance (or only a draft, for readers).
+	// ErrNotFound: no such instance.
 	ErrNotFound = errors.New("instance not found")
 	// ErrTerminal: the instance has finished.
 	ErrTerminal = errors.New("instance is terminal")
@@ -16,8 +16,6 @@ var (
 	ErrStale = errors.New("stale write")
 	// ErrLeased: another worker holds the instance's lease.
 	ErrLeased = errors.New("instance is leased by another worker")
-	// ErrDraft: the instance was created but not yet accepted.
-	ErrDraft = errors.New("instance is not accepted yet")
 )
 
 // StaleError says where the instance really is after a lost compare-and-set.
@@ -46,14 +44,3 @@ func (e *LeasedError) Error() string {
 
 // Is makes errors.Is(err, ErrLeased) true.
 func (e *LeasedError) Is(target error) bool { return target == ErrLeased }
-
-// DraftError says when a draft was created.
-type DraftError struct{ Created time.Time }
-
-// Error implements error.
-func (e *DraftError) Error() string {
-	return fmt.Sprintf("instance created at %s is not accepted yet", e.Created.Format(time.RFC3339Nano))
-}
-
-// Is makes errors.Is(err, ErrDraft) true.
-func (e *DraftError) Is(target error) bool { return target == ErrDraft }

@@ -2,7 +2,10 @@ package statemachine
 
 import (
 	"encoding/json"
+	"errors"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // The types of history events.
@@ -43,12 +46,73 @@ type storedEvent struct {
 	Detail  json.RawMessage `json:"d,omitempty"`
 }
 
+// encodeEvent writes the stored form of e by hand: it is on every
+// transition's path, and reflection-based encoding showed in profiles.
+// Detail must be valid JSON (the engine and the API build it with
+// encoding/json); it is checked, not re-encoded.
 func encodeEvent(e Event) (string, error) {
-	b, err := json.Marshal(storedEvent{
-		At: e.At.UnixMicro(), Type: e.Type, Event: e.Event, From: e.From, To: e.To,
-		Step: e.Step, Attempt: e.Attempt, Error: e.Error, Detail: e.Detail,
-	})
-	return string(b), err
+	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
+		return "", errors.New("event detail is not valid JSON")
+	}
+	b := make([]byte, 0, 96+len(e.Detail))
+	b = append(b, `{"t":`...)
+	b = strconv.AppendInt(b, e.At.UnixMicro(), 10)
+	b = appendJSONField(b, "k", e.Type)
+	b = appendJSONField(b, "e", e.Event)
+	b = appendJSONField(b, "f", e.From)
+	b = appendJSONField(b, "s", e.To)
+	b = appendJSONField(b, "p", e.Step)
+	if e.Attempt != 0 {
+		b = append(b, `,"n":`...)
+		b = strconv.AppendInt(b, int64(e.Attempt), 10)
+	}
+	b = appendJSONField(b, "x", e.Error)
+	if len(e.Detail) > 0 {
+		b = append(b, `,"d":`...)
+		b = append(b, e.Detail...)
+	}
+	return string(append(b, '}')), nil
+}
+
+// appendJSONField appends ,"name":"value" when value is not empty.
+func appendJSONField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, value)
+}
+
+// appendJSONString appends s as a JSON string, escaping what JSON requires
+// and replacing invalid UTF-8 with U+FFFD, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func decodeEvent(s string) (Event, error) {

@@ -14,7 +14,6 @@ const (
 	fieldState       = "st"
 	fieldStatus      = "stt"
 	fieldRev         = "rev"
-	fieldAccepted    = "acc"
 	fieldCreated     = "ct"
 	fieldUpdated     = "ut"
 	fieldFingerprint = "fp"
@@ -44,10 +43,9 @@ type Instance struct {
 	Status   Status
 	// Rev is the revision: it grows by one with every write except lease
 	// claims and renewals, and is what transitions compare.
-	Rev      int64
-	Accepted bool
-	Created  time.Time
-	Updated  time.Time
+	Rev     int64
+	Created time.Time
+	Updated time.Time
 	// Fingerprint identifies the input, for replay detection.
 	Fingerprint string
 	// LeaseToken and LeaseUntil describe the engine's lease, if any.
@@ -73,6 +71,9 @@ type Instance struct {
 	Results map[string]string
 	// Input is the instance's input (the order request), as JSON.
 	Input []byte
+	// Decoded caches the input as its activities decode it, for the steps
+	// of one run (see orders' activities). It is never stored.
+	Decoded any
 }
 
 // Leased reports whether a lease other than token is live at now.
@@ -89,7 +90,6 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		State:       h[fieldState],
 		Status:      Status(h[fieldStatus]),
 		Rev:         int64(atoi(h[fieldRev])),
-		Accepted:    h[fieldAccepted] == "1",
 		Created:     fromMicros(h[fieldCreated]),
 		Updated:     fromMicros(h[fieldUpdated]),
 		Fingerprint: h[fieldFingerprint],

@@ -119,9 +119,6 @@ func (s *Store) loadMany(ctx context.Context, zs []redis.Z) ([]*Instance, error)
 			gone = append(gone, id)
 			continue
 		}
-		if m[fieldAccepted] != "1" {
-			continue
-		}
 		out[i] = decodeInstance(id, m, firsts[i].Val())
 	}
 	if len(gone) > 0 {

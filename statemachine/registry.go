@@ -15,13 +15,19 @@ var ErrUnknownVersion = errors.New("workflow version not registered")
 // by side, and the default version of each workflow for new instances.
 type Registry struct {
 	mu       sync.RWMutex
-	defs     map[string]*Definition // key: name/vN
+	defs     map[defKey]*Definition
 	defaults map[string]int
+}
+
+// defKey identifies a definition in the registry.
+type defKey struct {
+	name    string
+	version int
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{defs: map[string]*Definition{}, defaults: map[string]int{}}
+	return &Registry{defs: map[defKey]*Definition{}, defaults: map[string]int{}}
 }
 
 // Register validates d and adds it. The highest registered version of a
@@ -32,10 +38,11 @@ func (r *Registry) Register(d *Definition) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.defs[d.Key()]; dup {
+	k := defKey{d.Name, d.Version}
+	if _, dup := r.defs[k]; dup {
 		return fmt.Errorf("%s registered twice", d.Key())
 	}
-	r.defs[d.Key()] = d
+	r.defs[k] = d
 	if d.Version > r.defaults[d.Name] {
 		r.defaults[d.Name] = d.Version
 	}
@@ -57,7 +64,7 @@ func (r *Registry) MustRegister(defs ...*Definition) *Registry {
 func (r *Registry) SetDefault(name string, version int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.defs[fmt.Sprintf("%s/v%d", name, version)]; !ok {
+	if _, ok := r.defs[defKey{name, version}]; !ok {
 		return fmt.Errorf("%s/v%d: %w", name, version, ErrUnknownVersion)
 	}
 	r.defaults[name] = version
@@ -68,7 +75,7 @@ func (r *Registry) SetDefault(name string, version int) error {
 func (r *Registry) Get(name string, version int) (*Definition, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	d, ok := r.defs[fmt.Sprintf("%s/v%d", name, version)]
+	d, ok := r.defs[defKey{name, version}]
 	if !ok {
 		return nil, fmt.Errorf("%s/v%d: %w", name, version, ErrUnknownVersion)
 	}

@@ -14,9 +14,9 @@ var scriptFiles embed.FS
 
 // scripts holds every Lua script the store runs, loaded from scripts/*.lua.
 type scripts struct {
-	create, accept, claim, transition, renew, release, deleteDraft *redis.Script
-	idemBegin, idemEnd, dueClaim, watch                            *redis.Script
-	all                                                            []*redis.Script
+	create, claim, transition, renew, release *redis.Script
+	idemBegin, idemEnd, dueClaim, watch       *redis.Script
+	all                                       []*redis.Script
 }
 
 func loadScripts() *scripts {
@@ -26,12 +26,10 @@ func loadScripts() *scripts {
 		dst  **redis.Script
 	}{
 		{"create.lua", &s.create},
-		{"accept.lua", &s.accept},
 		{"claim.lua", &s.claim},
 		{"transition.lua", &s.transition},
 		{"renew.lua", &s.renew},
 		{"release.lua", &s.release},
-		{"delete_draft.lua", &s.deleteDraft},
 		{"idempotency_begin.lua", &s.idemBegin},
 		{"idempotency_end.lua", &s.idemEnd},
 		{"due_claim.lua", &s.dueClaim},

@@ -52,8 +52,10 @@ func NewStore(rdb redis.UniversalClient, cfg StoreConfig) *Store {
 	return s
 }
 
-// Close flushes batched index updates and stops the flusher.
-func (s *Store) Close() { s.due.close() }
+// Close flushes batched index updates and stops the store's senders.
+func (s *Store) Close() {
+	s.due.close()
+}
 
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
@@ -75,87 +77,71 @@ type NewInstance struct {
 	// Input is the instance's input as JSON; it is kept in the "created"
 	// history event.
 	Input []byte
-	// Task is the ID of the asynq task that will drive it first.
+	// Task is the ID of the asynq task that drives it first; it must be
+	// queued before Create.
 	Task string
+	// Due is when the reaper checks on the instance if its task has not
+	// run by then.
+	Due time.Time
 }
 
 // CreateResult tells what Create found or did.
 type CreateResult struct {
-	// Created is true when a new draft was written.
+	// Created is true when the instance was written now.
 	Created bool
 	// SameInput is true when an existing instance has the same fingerprint.
 	SameInput bool
-	// Accepted is true when an existing instance was already accepted.
-	Accepted bool
-	Rev      int64
-	State    string
+	Rev       int64
+	State     string
 	// CreatedAt is when the instance (new or existing) was created.
 	CreatedAt time.Time
 	// Version is the workflow version the instance is pinned to.
 	Version int
 }
 
-// Create writes a draft instance, or reports the existing one with that ID.
+// Create writes a new instance, or reports the existing one with that ID.
+// In the same round trip it adds the instance to the list index, gives it a
+// due time for the reaper, and announces it on the wake list for idle
+// workers. Those writes are unconditional and harmless for an instance that
+// already exists (the index and due entries are only added, never moved).
 func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error) {
-	now := s.Now()
+	now := time.UnixMicro(s.Now().UnixMicro()).UTC()
 	ev, err := encodeEvent(Event{At: now, Type: EventCreated, To: n.Definition.Initial, Detail: n.Input})
 	if err != nil {
 		return CreateResult{}, fmt.Errorf("encoding created event: %w", err)
 	}
-	res, err := s.sc.create.Run(ctx, s.rdb, []string{RecordKey(n.ID), HistoryKey(n.ID)},
-		n.Fingerprint, micros(now), n.Definition.Name, n.Definition.Version, n.Definition.Initial, ev, n.Task).Slice()
-	if err != nil {
-		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
-	}
-	if toInt(res[0]) == 1 {
-		return CreateResult{Created: true, Rev: toInt(res[1]), State: n.Definition.Initial,
-			CreatedAt: time.UnixMicro(now.UnixMicro()).UTC(), Version: n.Definition.Version}, nil
-	}
-	return CreateResult{
-		SameInput: toInt(res[1]) == 1, Accepted: toInt(res[2]) == 1,
-		Rev: toInt(res[3]), State: toString(res[4]),
-		CreatedAt: fromMicros(toString(res[5])), Version: int(toInt(res[6])),
-	}, nil
-}
-
-// Accept marks a draft accepted, adds it to the list index and gives it a
-// due time for the reaper. It returns the revision and whether it had already
-// been accepted. A draft reaped meanwhile gives ErrNotFound.
-func (s *Store) Accept(ctx context.Context, id string, created, due time.Time) (rev int64, already bool, err error) {
-	return s.AcceptAt(ctx, id, created, s.Now(), due)
-}
-
-// AcceptAt is Accept with the acceptance time (the record's updated_at)
-// given by the caller.
-func (s *Store) AcceptAt(ctx context.Context, id string, created, now, due time.Time) (rev int64, already bool, err error) {
-	var acc *redis.Cmd
+	ct := micros(now)
+	args := []any{n.Fingerprint, ev,
+		fieldWorkflow, n.Definition.Name, fieldVersion, n.Definition.Version, fieldState, n.Definition.Initial,
+		fieldStatus, string(StatusRunning), fieldRev, 1, fieldFingerprint, n.Fingerprint,
+		fieldCreated, ct, fieldUpdated, ct, fieldTask, n.Task}
+	var cmd *redis.Cmd
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
-		acc = s.sc.accept.EvalSha(ctx, p, []string{RecordKey(id)}, micros(now))
-		// Unconditional index writes are harmless if the accept finds no
-		// record: the reaper and the list drop entries without one.
-		p.ZAddNX(ctx, IndexKey, redis.Z{Score: float64(created.UnixMicro()), Member: id})
-		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(due.UnixMilli()), Member: id})
+		cmd = s.sc.create.EvalSha(ctx, p, []string{RecordKey(n.ID), HistoryKey(n.ID)}, args...)
+		p.ZAddNX(ctx, IndexKey, redis.Z{Score: float64(now.UnixMicro()), Member: n.ID})
+		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(n.Due.UnixMilli()), Member: n.ID})
 		// Announce it to idle workers; the list is capped so that a busy
 		// system, which leaves it alone, does not grow it.
-		p.LPush(ctx, WakeKey, id)
+		p.LPush(ctx, WakeKey, n.ID)
 		if rand.IntN(wakeTrimEvery) == 0 {
 			p.LTrim(ctx, WakeKey, 0, wakeCap-1)
 		}
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("accepting instance: %w", err)
+		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
 	}
-	res, err := acc.Slice()
+	res, err := cmd.Slice()
 	if err != nil {
-		return 0, false, fmt.Errorf("accepting instance: %w", err)
+		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
 	}
-	switch toInt(res[0]) {
-	case 0:
-		return 0, false, ErrNotFound
-	case 2:
-		return toInt(res[1]), true, nil
+	if toInt(res[0]) == 1 {
+		return CreateResult{Created: true, Rev: toInt(res[1]), State: n.Definition.Initial,
+			CreatedAt: now, Version: n.Definition.Version}, nil
 	}
-	return toInt(res[1]), false, nil
+	return CreateResult{
+		SameInput: toInt(res[1]) == 1, Rev: toInt(res[2]), State: toString(res[3]),
+		CreatedAt: fromMicros(toString(res[4])), Version: int(toInt(res[5])),
+	}, nil
 }
 
 // The wake list holds at most about wakeCap IDs; it is trimmed on one push
@@ -166,8 +152,7 @@ const (
 )
 
 // Claim takes the lease on an instance until the given time and returns the
-// instance. It fails with ErrNotFound, *DraftError, ErrTerminal or
-// *LeasedError.
+// instance. It fails with ErrNotFound, ErrTerminal or *LeasedError.
 func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*Instance, error) {
 	now := s.Now()
 	var cmd *redis.Cmd
@@ -185,8 +170,6 @@ func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*
 	switch toString(res[0]) {
 	case "missing":
 		return nil, ErrNotFound
-	case "draft":
-		return nil, &DraftError{Created: fromMicros(toString(res[1]))}
 	case "terminal":
 		return nil, ErrTerminal
 	case "leased":
@@ -266,34 +249,41 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 			return Applied{}, fmt.Errorf("encoding event: %w", err)
 		}
 	}
-	lease := "-"
-	if !c.KeepLease {
-		lease = millis(c.LeaseUntil)
-	}
-	ttl, notify := 0, ""
+	ttl, notify := "0", ""
 	if c.Status.Terminal() {
-		ttl = int(s.cfg.Retention / time.Second)
+		ttl = strconv.Itoa(int(s.cfg.Retention / time.Second))
 		notify = FinishedChannel
 	}
-	args := make([]any, 0, 13+len(c.Fields))
+	rev := c.ExpectRev + 1
+	args := make([]any, 0, 21+len(c.Fields))
 	args = append(args, c.ExpectState, strconv.FormatInt(c.ExpectRev, 10), string(c.Lease), c.Token,
-		micros(now), lease, c.State, string(c.Status), ev, ttl, notify, c.ID, len(c.Fields)/2)
+		millis(now), ev, ttl, notify, c.ID,
+		fieldState, c.State, fieldRev, rev, fieldUpdated, micros(now))
+	if c.Status != StatusRunning {
+		// Instances are created running; the status only changes at the end.
+		args = append(args, fieldStatus, string(c.Status))
+	}
+	if !c.KeepLease {
+		if c.LeaseUntil.IsZero() {
+			args = append(args, fieldLeaseToken, "", fieldLeaseUntil, "0")
+		} else {
+			args = append(args, fieldLeaseToken, c.Token, fieldLeaseUntil, millis(c.LeaseUntil))
+		}
+	}
 	for _, f := range c.Fields {
 		args = append(args, f)
 	}
 	keys := []string{RecordKey(c.ID), HistoryKey(c.ID)}
-	var res []any
-	var err error
-	if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
-		var cmd *redis.Cmd
-		if err = s.pipelined(ctx, func(p redis.Pipeliner) {
-			cmd = s.sc.transition.EvalSha(ctx, p, keys, args...)
+	var cmd *redis.Cmd
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		cmd = s.sc.transition.EvalSha(ctx, p, keys, args...)
+		if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
 			s.dueAtLeaseEnd(ctx, p, c.ID, c.LeaseUntil)
-		}); err == nil {
-			res, err = cmd.Slice()
 		}
-	} else {
-		res, err = s.sc.transition.Run(ctx, s.rdb, keys, args...).Slice()
+	})
+	var res []any
+	if err == nil {
+		res, err = cmd.Slice()
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
@@ -307,14 +297,21 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 	if c.Status.Terminal() {
 		s.due.remove(c.ID)
 	}
-	return Applied{Rev: toInt(res[1]), Seq: toInt(res[2])}, nil
+	return Applied{Rev: rev, Seq: toInt(res[1])}, nil
 }
 
 // Renew extends a lease its holder still holds. It returns false when the
 // lease was lost. The due index keeps the end of the first lease: the reaper
 // finds the lease renewed and looks again when it ends.
 func (s *Store) Renew(ctx context.Context, id, token string, until time.Time) (bool, error) {
-	n, err := s.sc.renew.Run(ctx, s.rdb, []string{RecordKey(id)}, token, millis(until)).Int()
+	var cmd *redis.Cmd
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		cmd = s.sc.renew.EvalSha(ctx, p, []string{RecordKey(id)}, token, millis(until))
+	})
+	n := 0
+	if err == nil {
+		n, err = cmd.Int()
+	}
 	if err != nil {
 		return false, fmt.Errorf("renewing lease: %w", err)
 	}
@@ -323,26 +320,27 @@ func (s *Store) Renew(ctx context.Context, id, token string, until time.Time) (b
 
 // Release gives up a lease without changing the instance.
 func (s *Store) Release(ctx context.Context, id, token string) error {
-	if err := s.sc.release.Run(ctx, s.rdb, []string{RecordKey(id)}, token).Err(); err != nil {
+	if err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		s.sc.release.EvalSha(ctx, p, []string{RecordKey(id)}, token)
+	}); err != nil {
 		return fmt.Errorf("releasing lease: %w", err)
 	}
 	return nil
 }
 
-// Load reads an instance. Drafts read as ErrNotFound unless withDrafts.
-func (s *Store) Load(ctx context.Context, id string, withDrafts bool) (*Instance, error) {
+// Load reads an instance.
+func (s *Store) Load(ctx context.Context, id string) (*Instance, error) {
 	var h *redis.MapStringStringCmd
 	var first *redis.StringCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		h = p.HGetAll(ctx, RecordKey(id))
 		first = p.LIndex(ctx, HistoryKey(id), 0)
-		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return nil, fmt.Errorf("loading instance: %w", err)
 	}
 	m := h.Val()
-	if len(m) == 0 || (!withDrafts && m[fieldAccepted] != "1") {
+	if len(m) == 0 {
 		return nil, ErrNotFound
 	}
 	return decodeInstance(id, m, first.Val()), nil
@@ -350,17 +348,17 @@ func (s *Store) Load(ctx context.Context, id string, withDrafts bool) (*Instance
 
 // History returns an instance's events, oldest first.
 func (s *Store) History(ctx context.Context, id string) ([]Event, error) {
-	var acc *redis.StringCmd
+	var exists *redis.IntCmd
 	var items *redis.StringSliceCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		acc = p.HGet(ctx, RecordKey(id), fieldAccepted)
+		exists = p.Exists(ctx, RecordKey(id))
 		items = p.LRange(ctx, HistoryKey(id), 0, -1)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("loading history: %w", err)
 	}
-	if acc.Val() != "1" {
+	if exists.Val() == 0 {
 		return nil, ErrNotFound
 	}
 	out := make([]Event, 0, len(items.Val()))
@@ -375,36 +373,42 @@ func (s *Store) History(ctx context.Context, id string) ([]Event, error) {
 	return out, nil
 }
 
-// DeleteDraft removes a draft created before the given time. It reports
-// whether it deleted one.
-func (s *Store) DeleteDraft(ctx context.Context, id string, createdBefore time.Time) (bool, error) {
-	n, err := s.sc.deleteDraft.Run(ctx, s.rdb, []string{RecordKey(id), HistoryKey(id)}, micros(createdBefore)).Int()
-	if err != nil {
-		return false, fmt.Errorf("deleting draft: %w", err)
-	}
-	return n == 1, nil
-}
-
-// pipelined runs a pipeline that may use EvalSha; when Redis lost its
-// scripts (a restart, SCRIPT FLUSH) it loads them and runs the pipeline once
-// more. Everything in such a pipeline must be safe to repeat.
+// pipelined sends fill's commands in one round trip and returns the first
+// failed command's error. Scripts lost by Redis (a restart, SCRIPT FLUSH)
+// are loaded and the commands sent once more, so everything fill queues must
+// be safe to repeat.
+//
+// Auto-pipelining (sharing round trips between concurrent callers) was
+// measured and did not pay on loopback; see docs/PERFORMANCE.md.
 func (s *Store) pipelined(ctx context.Context, fill func(p redis.Pipeliner)) error {
 	for attempt := 0; ; attempt++ {
 		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
-		noScript := isNoScript(err)
+		lost := false
 		for _, c := range cmds {
-			noScript = noScript || isNoScript(c.Err())
+			lost = lost || isNoScript(c.Err())
 		}
-		if !noScript || attempt > 0 {
-			if err != nil && !errors.Is(err, redis.Nil) {
+		if lost && attempt == 0 {
+			if err := s.sc.load(ctx, s.rdb); err != nil {
 				return err
 			}
-			return nil
+			continue
 		}
-		if err := s.sc.load(ctx, s.rdb); err != nil {
+		return firstErr(cmds, err)
+	}
+}
+
+// firstErr returns the first error among cmds other than redis.Nil, or the
+// round trip's.
+func firstErr(cmds []redis.Cmder, roundTrip error) error {
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
 	}
+	if roundTrip != nil && !errors.Is(roundTrip, redis.Nil) {
+		return roundTrip
+	}
+	return nil
 }
 
 func toInt(v any) int64 {

@@ -16,24 +16,11 @@ import (
 // errLost marks a claim that another claimer won.
 var errLost = errors.New("lost")
 
-// acceptDue creates instance id and accepts it due at due.
-func (b *storeBundle) acceptDue(t *testing.T, id string, due time.Time) {
-	t.Helper()
-	res := b.create(t, id)
-	_, _, err := b.store.Accept(t.Context(), id, res.CreatedAt, due)
-	require.NoError(t, err)
-}
-
 // due returns the due time of id in Unix ms, or -1 when it is not in the
 // due index.
 func (b *storeBundle) due(t *testing.T, id string) int64 {
 	t.Helper()
-	score, err := b.rdb.ZScore(t.Context(), DueKey, id).Result()
-	if err == redis.Nil {
-		return -1
-	}
-	require.NoError(t, err)
-	return int64(score)
+	return b.score(t, DueKey, id)
 }
 
 func TestStoreDueBefore(t *testing.T) {
@@ -41,9 +28,9 @@ func TestStoreDueBefore(t *testing.T) {
 	eachStore(t, func(t *testing.T, b *storeBundle) {
 		ctx := t.Context()
 		now := b.clock.Now()
-		b.acceptDue(t, "late", now.Add(20*time.Second))
-		b.acceptDue(t, "soon", now.Add(5*time.Second))
-		b.acceptDue(t, "edge", now.Add(10*time.Second))
+		b.createDue(t, "late", now.Add(20*time.Second))
+		b.createDue(t, "soon", now.Add(5*time.Second))
+		b.createDue(t, "edge", now.Add(10*time.Second))
 
 		got, err := b.store.DueBefore(ctx, now.Add(10*time.Second), 10)
 		require.NoError(t, err)
@@ -67,7 +54,7 @@ func TestStoreClaimDue(t *testing.T) {
 	eachStore(t, func(t *testing.T, b *storeBundle) {
 		ctx := t.Context()
 		now := b.clock.Now()
-		b.acceptDue(t, "o1", now)
+		b.createDue(t, "o1", now)
 		entries, err := b.store.DueBefore(ctx, now, 10)
 		require.NoError(t, err)
 		require.Len(t, entries, 1)
@@ -101,7 +88,7 @@ func TestStoreDueWritesAreBatched(t *testing.T) {
 	eachStore(t, func(t *testing.T, b *storeBundle) {
 		ctx := t.Context()
 		now := b.clock.Now()
-		b.acceptDue(t, "o1", now)
+		b.createDue(t, "o1", now)
 
 		b.store.SetDue("o1", now.Add(time.Minute))
 		b.store.SetDue("o2", now.Add(2*time.Minute))
@@ -131,8 +118,7 @@ func TestStoreDueFollowsTheLease(t *testing.T) {
 
 		// Taking a lease writes the due entry in the same round trip, not in
 		// a batch: a worker that dies holding the lease is found when it ends.
-		_, err := b.store.Claim(ctx, "o1", "w1", now.Add(30*time.Second))
-		require.NoError(t, err)
+		b.claim(t, "o1", "w1", now.Add(30*time.Second))
 		require.Equal(t, now.Add(30*time.Second).UnixMilli(), b.due(t, "o1"), "Claim: due when the lease ends")
 
 		ok, err := b.store.Renew(ctx, "o1", "w1", now.Add(45*time.Second))

@@ -1,8 +1,11 @@
 package statemachine
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,31 +86,49 @@ func eachStore(t *testing.T, f func(t *testing.T, b *storeBundle)) {
 // input is the test input of instance id, as JSON.
 func input(id string) []byte { return []byte(`{"order":"` + id + `","amount_cents":1999}`) }
 
-// create writes the draft of instance id.
-func (b *storeBundle) create(t *testing.T, id string) CreateResult {
-	t.Helper()
-	res, err := b.store.Create(t.Context(), NewInstance{
+// newInstance describes instance id as the tests create it: its task queued,
+// due in a minute.
+func (b *storeBundle) newInstance(id string) NewInstance {
+	return NewInstance{
 		ID: id, Definition: b.def, Fingerprint: "fp:" + id, Input: input(id), Task: "task:" + id,
-	})
+		Due: b.clock.Now().Add(time.Minute),
+	}
+}
+
+// createWith runs Create, which must not fail.
+func (b *storeBundle) createWith(t *testing.T, n NewInstance) CreateResult {
+	t.Helper()
+	res, err := b.store.Create(t.Context(), n)
 	require.NoError(t, err)
 	return res
 }
 
-// start creates and accepts instance id, due in a minute, and loads it.
+// create creates instance id, due in a minute.
+func (b *storeBundle) create(t *testing.T, id string) CreateResult {
+	t.Helper()
+	return b.createWith(t, b.newInstance(id))
+}
+
+// createDue creates instance id, due at due.
+func (b *storeBundle) createDue(t *testing.T, id string, due time.Time) CreateResult {
+	t.Helper()
+	n := b.newInstance(id)
+	n.Due = due
+	return b.createWith(t, n)
+}
+
+// start creates instance id, which must be new, due in a minute, and loads
+// it.
 func (b *storeBundle) start(t *testing.T, id string) *Instance {
 	t.Helper()
-	res := b.create(t, id)
-	require.True(t, res.Created, "instance %s already exists", id)
-	_, already, err := b.store.Accept(t.Context(), id, res.CreatedAt, b.clock.Now().Add(time.Minute))
-	require.NoError(t, err)
-	require.False(t, already)
+	require.True(t, b.create(t, id).Created, "instance %s already exists", id)
 	return b.load(t, id)
 }
 
-// load reads instance id, drafts included.
+// load reads instance id.
 func (b *storeBundle) load(t *testing.T, id string) *Instance {
 	t.Helper()
-	in, err := b.store.Load(t.Context(), id, true)
+	in, err := b.store.Load(t.Context(), id)
 	require.NoError(t, err)
 	return in
 }
@@ -193,6 +214,36 @@ func (b *storeBundle) requireNoKeys(t *testing.T, msg string, keys ...string) {
 	require.Zero(t, n, msg)
 }
 
+// claim takes the lease on instance id for token until the given time; it
+// must be granted.
+func (b *storeBundle) claim(t *testing.T, id, token string, until time.Time) *Instance {
+	t.Helper()
+	in, err := b.store.Claim(t.Context(), id, token, until)
+	require.NoError(t, err, "claiming %s for %s", id, token)
+	return in
+}
+
+// score returns the score of id in the sorted set key, or -1 when it is not
+// in it.
+func (b *storeBundle) score(t *testing.T, key, id string) int64 {
+	t.Helper()
+	score, err := b.rdb.ZScore(t.Context(), key, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return -1
+	}
+	require.NoError(t, err)
+	return int64(score)
+}
+
+// wakeHead returns the ID at the head of the wake list, the next an idle
+// worker takes.
+func (b *storeBundle) wakeHead(t *testing.T) string {
+	t.Helper()
+	id, err := b.rdb.LIndex(t.Context(), WakeKey, 0).Result()
+	require.NoError(t, err)
+	return id
+}
+
 // concurrently runs f(0) ... f(n-1) in n goroutines released at once and
 // returns their results in order. f runs off the test goroutine: it reports
 // failures in its result, not through require.
@@ -240,7 +291,6 @@ func TestStoreConfigWithDefaults(t *testing.T) {
 func TestStoreCreate(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, b *storeBundle) {
-		ctx := t.Context()
 		created := b.clock.Now()
 		res := b.create(t, "o1")
 		require.Equal(t, CreateResult{Created: true, Rev: 1, State: OrderPending, CreatedAt: created, Version: 1}, res)
@@ -251,39 +301,161 @@ func TestStoreCreate(t *testing.T) {
 			Rev: 1, Created: created, Updated: created, Fingerprint: "fp:o1", Task: "task:o1",
 			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Results: map[string]string{},
 			Input: input("o1"),
-		}, in)
+		}, in, "a created instance is visible at once")
 
 		b.clock.Add(time.Second)
 		again := b.create(t, "o1")
 		require.Equal(t, CreateResult{SameInput: true, Rev: 1, State: OrderPending, CreatedAt: created, Version: 1}, again,
-			"the same ID and fingerprint report the existing draft")
+			"the same ID and fingerprint report the existing instance")
 
-		other, err := b.store.Create(ctx, NewInstance{ID: "o1", Definition: b.def, Fingerprint: "fp:other", Input: input("x")})
-		require.NoError(t, err)
-		require.Equal(t, CreateResult{Rev: 1, State: OrderPending, CreatedAt: created, Version: 1}, other,
+		n := b.newInstance("o1")
+		n.Fingerprint, n.Input, n.Task = "fp:other", input("x"), "task:other"
+		require.Equal(t, CreateResult{Rev: 1, State: OrderPending, CreatedAt: created, Version: 1}, b.createWith(t, n),
 			"a different fingerprint is reported, not written")
 		require.Equal(t, in, b.load(t, "o1"), "an existing instance is not touched")
 
-		_, _, err = b.store.Accept(ctx, "o1", created, created.Add(time.Minute))
-		require.NoError(t, err)
-		require.Equal(t, CreateResult{SameInput: true, Accepted: true, Rev: 2, State: OrderPending, CreatedAt: created, Version: 1},
-			b.create(t, "o1"))
+		b.fire(t, "o1", "start")
+		require.Equal(t, CreateResult{SameInput: true, Rev: 2, State: OrderReserving, CreatedAt: created, Version: 1},
+			b.create(t, "o1"), "an existing instance is reported where it is now")
 
 		v2 := orderV2()
 		require.NoError(t, NewRegistry().Register(v2))
-		res, err = b.store.Create(ctx, NewInstance{ID: "o2", Definition: v2, Fingerprint: "fp:o2"})
-		require.NoError(t, err)
+		n = b.newInstance("o2")
+		n.Definition = v2
+		res = b.createWith(t, n)
 		require.Equal(t, 2, res.Version)
 		require.Equal(t, 2, b.load(t, "o2").Version)
+	})
+}
+
+// roundTrips is a go-redis hook that records every round trip, a command or
+// a pipeline, as its commands' names and first arguments ("zadd of:due").
+type roundTrips struct {
+	mu   sync.Mutex
+	sent [][]string
+}
+
+func (h *roundTrips) record(cmds ...redis.Cmder) {
+	trip := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		args := c.Args()
+		trip = append(trip, fmt.Sprint(args[0], " ", args[min(1, len(args)-1)]))
+	}
+	h.mu.Lock()
+	h.sent = append(h.sent, trip)
+	h.mu.Unlock()
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.record(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+// touching returns the recorded round trips that hold any of cmds, and
+// forgets every recorded one.
+func (h *roundTrips) touching(cmds ...string) [][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out [][]string
+	for _, trip := range h.sent {
+		if slices.ContainsFunc(trip, func(c string) bool { return slices.Contains(cmds, c) }) {
+			out = append(out, trip)
+		}
+	}
+	h.sent = nil
+	return out
+}
+
+// TestStoreCreateIndexes: Create writes the instance, its list index entry,
+// its due entry and its wake-up in one round trip.
+func TestStoreCreateIndexes(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		ctx := t.Context()
+		trips := &roundTrips{}
+		b.rdb.AddHook(trips)
+		require.NoError(t, b.store.sc.load(ctx, b.rdb)) // no NOSCRIPT retry below
+
+		created := b.clock.Now()
+		due := created.Add(30 * time.Second)
+		b.createDue(t, "o1", due)
+		writes := []string{"evalsha " + b.store.sc.create.Hash(), "zadd " + IndexKey, "zadd " + DueKey, "lpush " + WakeKey}
+		got := trips.touching(writes...)
+		require.Len(t, got, 1, "Create writes in one round trip: %q", got)
+		require.Subset(t, got[0], writes)
+
+		require.Equal(t, created.UnixMicro(), b.score(t, IndexKey, "o1"), "indexed by creation time in µs")
+		require.Equal(t, due.UnixMilli(), b.score(t, DueKey, "o1"), "due in ms")
+		require.Equal(t, "o1", b.wakeHead(t))
+		ids, _ := b.list(t, ListQuery{Limit: 10})
+		require.Equal(t, []string{"o1"}, ids)
+		hist, err := b.store.History(ctx, "o1")
+		require.NoError(t, err)
+		require.Len(t, hist, 1)
+
+		b.clock.Add(time.Second)
+		b.createDue(t, "o2", due.Add(-time.Second))
+		require.Equal(t, "o2", b.wakeHead(t), "the newest instance is woken first")
+		ids, _ = b.list(t, ListQuery{Limit: 10})
+		require.Equal(t, []string{"o2", "o1"}, ids)
+		entries, err := b.store.DueBefore(ctx, due, 10)
+		require.NoError(t, err)
+		require.Equal(t, []DueEntry{{ID: "o2", At: due.Add(-time.Second).UnixMilli()}, {ID: "o1", At: due.UnixMilli()}}, entries)
+	})
+}
+
+// TestStoreCreateAgainKeepsTheEntries: a Create for an existing ID, with the
+// same input or another, moves neither its index entry nor its due entry
+// (even when a lease moved the latter) and leaves its record as it is.
+func TestStoreCreateAgainKeepsTheEntries(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		created := b.clock.Now()
+		b.create(t, "o1")
+		leaseEnd := created.Add(30 * time.Second)
+		b.claim(t, "o1", "w1", leaseEnd)
+		before := b.raw(t, "o1")
+
+		for _, fp := range []string{"fp:o1", "fp:other"} {
+			t.Run(fp, func(t *testing.T) {
+				b.clock.Add(time.Hour)
+				n := b.newInstance("o1")
+				n.Fingerprint, n.Input, n.Task, n.Due = fp, input(fp), "task:again", b.clock.Now().Add(time.Hour)
+				res := b.createWith(t, n)
+				require.False(t, res.Created)
+				require.Equal(t, fp == "fp:o1", res.SameInput)
+
+				require.Equal(t, before, b.raw(t, "o1"), "the record and history are not touched")
+				require.Equal(t, created.UnixMicro(), b.score(t, IndexKey, "o1"), "the index entry is not moved")
+				require.Equal(t, leaseEnd.UnixMilli(), b.score(t, DueKey, "o1"), "the due entry is not moved")
+			})
+		}
 	})
 }
 
 func TestStoreCreateRestartsAnOrphanedHistory(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, b *storeBundle) {
+		ctx := t.Context()
 		b.start(t, "o1")
 		b.fire(t, "o1", "start", "reserved")
-		require.NoError(t, b.rdb.Del(t.Context(), RecordKey("o1")).Err()) // the record expired before its history
+		require.NoError(t, b.rdb.Del(ctx, RecordKey("o1")).Err()) // the record expired before its history
+
+		_, err := b.store.Load(ctx, "o1")
+		require.ErrorIs(t, err, ErrNotFound)
+		_, err = b.store.History(ctx, "o1")
+		require.ErrorIs(t, err, ErrNotFound, "a history without its record is no instance")
 
 		require.True(t, b.create(t, "o1").Created)
 		raw := b.raw(t, "o1")
@@ -294,87 +466,24 @@ func TestStoreCreateRestartsAnOrphanedHistory(t *testing.T) {
 	})
 }
 
-func TestStoreDraftsAreInvisible(t *testing.T) {
+// TestStoreReadsOfAMissingInstance: reading or watching an instance that does
+// not exist gives ErrNotFound and writes nothing.
+func TestStoreReadsOfAMissingInstance(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, b *storeBundle) {
 		ctx := t.Context()
-		res := b.create(t, "o1")
-
-		_, err := b.store.Load(ctx, "o1", false)
-		require.ErrorIs(t, err, ErrNotFound)
-		_, err = b.store.History(ctx, "o1")
-		require.ErrorIs(t, err, ErrNotFound)
-		list, next, err := b.store.List(ctx, ListQuery{Limit: 10})
-		require.NoError(t, err)
-		require.Empty(t, list)
-		require.Empty(t, next)
-		require.False(t, b.load(t, "o1").Accepted, "Load with drafts sees it")
-
-		_, _, err = b.store.Accept(ctx, "o1", res.CreatedAt, res.CreatedAt.Add(time.Minute))
-		require.NoError(t, err)
-		in, err := b.store.Load(ctx, "o1", false)
-		require.NoError(t, err)
-		require.True(t, in.Accepted)
-		hist, err := b.store.History(ctx, "o1")
-		require.NoError(t, err)
-		require.Len(t, hist, 1)
-		list, _, err = b.store.List(ctx, ListQuery{Limit: 10})
-		require.NoError(t, err)
-		require.Equal(t, []*Instance{in}, list)
-
-		for _, withDrafts := range []bool{false, true} {
-			_, err = b.store.Load(ctx, "missing", withDrafts)
-			require.ErrorIs(t, err, ErrNotFound)
-		}
+		_, err := b.store.Load(ctx, "missing")
+		require.ErrorIs(t, err, ErrNotFound, "Load")
 		_, err = b.store.History(ctx, "missing")
-		require.ErrorIs(t, err, ErrNotFound)
-	})
-}
-
-func TestStoreAccept(t *testing.T) {
-	t.Parallel()
-	eachStore(t, func(t *testing.T, b *storeBundle) {
-		ctx := t.Context()
-		res := b.create(t, "o1")
-		created, due := res.CreatedAt, res.CreatedAt.Add(time.Minute)
-		_, err := b.rdb.ZScore(ctx, IndexKey, "o1").Result()
-		require.ErrorIs(t, err, redis.Nil, "a draft is not indexed")
-
-		b.clock.Add(time.Second)
-		rev, already, err := b.store.Accept(ctx, "o1", created, due)
-		require.NoError(t, err)
-		require.False(t, already)
-		require.Equal(t, int64(2), rev)
-		in := b.load(t, "o1")
-		require.True(t, in.Accepted)
-		require.Equal(t, int64(2), in.Rev)
-		require.Equal(t, b.clock.Now(), in.Updated)
-
-		score, err := b.rdb.ZScore(ctx, IndexKey, "o1").Result()
-		require.NoError(t, err)
-		require.Equal(t, float64(created.UnixMicro()), score, "indexed by creation time in µs")
-		score, err = b.rdb.ZScore(ctx, DueKey, "o1").Result()
-		require.NoError(t, err)
-		require.Equal(t, float64(due.UnixMilli()), score, "due in ms")
-
-		rev, already, err = b.store.Accept(ctx, "o1", created, due.Add(time.Hour))
-		require.NoError(t, err)
-		require.True(t, already)
-		require.Equal(t, int64(2), rev)
-		require.Equal(t, in, b.load(t, "o1"), "accepting again changes nothing")
-		score, err = b.rdb.ZScore(ctx, DueKey, "o1").Result()
-		require.NoError(t, err)
-		require.Equal(t, float64(due.UnixMilli()), score, "accepting again keeps the due time")
-
-		_, _, err = b.store.Accept(ctx, "missing", created, due)
-		require.ErrorIs(t, err, ErrNotFound)
-		_, err = b.store.Load(ctx, "missing", true)
-		require.ErrorIs(t, err, ErrNotFound, "accepting a missing draft creates nothing")
+		require.ErrorIs(t, err, ErrNotFound, "History")
+		_, err = b.store.Watch(ctx, "missing")
+		require.ErrorIs(t, err, ErrNotFound, "Watch")
+		b.requireNoKeys(t, "reads create no record", RecordKey("missing"), HistoryKey("missing"))
 	})
 }
 
 // TestStoreSurvivesScriptFlush: the pipelines that run scripts by EVALSHA
-// (Accept, Claim, Apply taking the lease) reload them when Redis lost them,
+// (Create, Claim, Apply taking the lease) reload them when Redis lost them,
 // as after a restart or SCRIPT FLUSH.
 func TestStoreSurvivesScriptFlush(t *testing.T) {
 	t.Parallel()
@@ -383,20 +492,21 @@ func TestStoreSurvivesScriptFlush(t *testing.T) {
 		flush := func(t *testing.T) {
 			t.Helper()
 			require.NoError(t, b.rdb.ScriptFlush(ctx).Err())
-			loaded, err := b.rdb.ScriptExists(ctx, b.store.sc.accept.Hash(), b.store.sc.claim.Hash()).Result()
+			loaded, err := b.rdb.ScriptExists(ctx, b.store.sc.create.Hash(), b.store.sc.claim.Hash()).Result()
 			require.NoError(t, err)
 			require.Equal(t, []bool{false, false}, loaded, "the server lost the scripts")
 		}
 
-		res := b.create(t, "o1")
+		require.NoError(t, b.store.sc.load(ctx, b.rdb))
 		flush(t)
-		rev, already, err := b.store.Accept(ctx, "o1", res.CreatedAt, res.CreatedAt.Add(time.Minute))
-		require.NoError(t, err, "Accept")
-		require.False(t, already)
-		require.Equal(t, int64(2), rev)
-		require.True(t, b.load(t, "o1").Accepted)
-		_, err = b.rdb.ZScore(ctx, IndexKey, "o1").Result()
-		require.NoError(t, err)
+		due := b.clock.Now().Add(time.Minute)
+		res, err := b.store.Create(ctx, b.newInstance("o1"))
+		require.NoError(t, err, "Create")
+		require.True(t, res.Created)
+		require.Equal(t, int64(1), b.load(t, "o1").Rev)
+		require.Equal(t, res.CreatedAt.UnixMicro(), b.score(t, IndexKey, "o1"))
+		require.Equal(t, due.UnixMilli(), b.score(t, DueKey, "o1"))
+		require.Equal(t, "o1", b.wakeHead(t))
 
 		flush(t)
 		in, err := b.store.Claim(ctx, "o1", "w1", b.clock.Now().Add(time.Minute))
@@ -408,7 +518,7 @@ func TestStoreSurvivesScriptFlush(t *testing.T) {
 		c.Lease, c.Token, c.KeepLease, c.LeaseUntil = LeaseAcquire, "w1", false, b.clock.Now().Add(2*time.Minute)
 		applied, err := b.store.Apply(ctx, c)
 		require.NoError(t, err, "Apply")
-		require.Equal(t, Applied{Rev: 3, Seq: 2}, applied)
+		require.Equal(t, Applied{Rev: 2, Seq: 2}, applied)
 		require.Equal(t, OrderReserving, b.load(t, "o1").State)
 	})
 }
@@ -422,11 +532,7 @@ func TestStoreClaim(t *testing.T) {
 		_, err := b.store.Claim(ctx, "missing", "w1", now.Add(time.Minute))
 		require.ErrorIs(t, err, ErrNotFound)
 
-		draft := b.create(t, "draft")
-		_, err = b.store.Claim(ctx, "draft", "w1", now.Add(time.Minute))
-		require.ErrorIs(t, err, ErrDraft)
-		require.Equal(t, &DraftError{Created: draft.CreatedAt}, err)
-		require.Empty(t, b.load(t, "draft").LeaseToken, "a draft is not leased")
+		b.requireNoKeys(t, "claiming creates no record", RecordKey("missing"), HistoryKey("missing"))
 
 		want := b.start(t, "o1")
 		until := now.Add(30 * time.Second)
@@ -464,8 +570,7 @@ func TestStoreApplyCompareAndSet(t *testing.T) {
 		ctx := t.Context()
 		in := b.start(t, "o1")
 		until := b.clock.Now().Add(time.Minute)
-		_, err := b.store.Claim(ctx, "o1", "w1", until)
-		require.NoError(t, err)
+		b.claim(t, "o1", "w1", until)
 		start := b.transition(t, in, "start")
 
 		for _, tc := range []struct {
@@ -485,33 +590,31 @@ func TestStoreApplyCompareAndSet(t *testing.T) {
 				c.Fields = f
 				tc.change(&c)
 				_, err := b.store.Apply(ctx, c)
-				stale := requireStale(t, err, OrderPending, 2)
+				stale := requireStale(t, err, OrderPending, 1)
 				require.Equal(t, "w1", stale.LeaseToken)
 				require.Equal(t, until, stale.LeaseUntil)
 				require.Equal(t, before, b.raw(t, "o1"), "a stale write writes nothing")
 			})
 		}
 
-		t.Run("draft", func(t *testing.T) {
-			b.create(t, "draft")
-			before := b.raw(t, "draft")
-			_, err := b.store.Apply(ctx, Change{ID: "draft", ExpectState: OrderPending, ExpectRev: 1, Lease: LeaseIgnore,
-				KeepLease: true, State: OrderReserving, Status: StatusRunning, Event: &Event{Type: EventTransition}})
-			requireStale(t, err, OrderPending, 1)
-			require.Equal(t, before, b.raw(t, "draft"), "a draft is never advanced")
-		})
-
 		t.Run("missing", func(t *testing.T) {
-			_, err := b.store.Apply(ctx, Change{ID: "missing", ExpectState: OrderPending, ExpectRev: 1, Lease: LeaseIgnore,
-				State: OrderReserving, Status: StatusRunning, Event: &Event{Type: EventTransition}})
-			requireStale(t, err, "", 0)
-			require.Equal(t, rawInstance{Record: map[string]string{}, History: []string{}}, b.raw(t, "missing"))
+			for _, c := range []Change{
+				{ExpectState: OrderPending, ExpectRev: 1, Lease: LeaseIgnore, KeepLease: true},
+				{ExpectState: "", ExpectRev: 0, Lease: LeaseIgnore, KeepLease: true}, // what a missing record reads as
+				{ExpectState: OrderPending, ExpectRev: 1, Lease: LeaseAcquire, Token: "w1", LeaseUntil: until},
+			} {
+				c.ID, c.State, c.Status, c.Event = "missing", OrderReserving, StatusRunning, &Event{Type: EventTransition}
+				_, err := b.store.Apply(ctx, c)
+				requireStale(t, err, "", 0)
+				require.Equal(t, rawInstance{Record: map[string]string{}, History: []string{}}, b.raw(t, "missing"),
+					"%s: nothing is written", c.Lease)
+			}
 		})
 
 		res := b.apply(t, start)
-		require.Equal(t, Applied{Rev: 3, Seq: 2}, res)
-		_, err = b.store.Apply(ctx, start)
-		requireStale(t, err, OrderReserving, 3)
+		require.Equal(t, Applied{Rev: 2, Seq: 2}, res)
+		_, err := b.store.Apply(ctx, start)
+		requireStale(t, err, OrderReserving, 2)
 		require.Equal(t, OrderReserving, b.load(t, "o1").State)
 	})
 }
@@ -525,7 +628,7 @@ func TestStoreStaleErrorWithoutLease(t *testing.T) {
 		c := b.transition(t, in, "start")
 		c.ExpectRev++
 		_, err := b.store.Apply(t.Context(), c)
-		stale := requireStale(t, err, OrderPending, 2)
+		stale := requireStale(t, err, OrderPending, 1)
 		require.Empty(t, stale.LeaseToken)
 		require.True(t, stale.LeaseUntil.IsZero(), "LeaseUntil is %v, want the zero time", stale.LeaseUntil)
 	})
@@ -565,12 +668,10 @@ func TestStoreApplyLeaseModes(t *testing.T) {
 				switch tc.holder {
 				case "":
 				case "released":
-					_, err := b.store.Claim(ctx, id, "w1", holderUntil)
-					require.NoError(t, err)
+					b.claim(t, id, "w1", holderUntil)
 					require.NoError(t, b.store.Release(ctx, id, "w1"))
 				default:
-					_, err := b.store.Claim(ctx, id, tc.holder, holderUntil)
-					require.NoError(t, err)
+					b.claim(t, id, tc.holder, holderUntil)
 				}
 				before := b.load(t, id)
 
@@ -601,11 +702,9 @@ func TestStoreApplyLeaseModes(t *testing.T) {
 func TestStoreApplyLeaseAfterWrite(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, b *storeBundle) {
-		ctx := t.Context()
 		in := b.start(t, "o1")
 		until := b.clock.Now().Add(time.Minute)
-		_, err := b.store.Claim(ctx, "o1", "w1", until)
-		require.NoError(t, err)
+		b.claim(t, "o1", "w1", until)
 
 		c := b.transition(t, in, "start")
 		c.Lease, c.Token, c.KeepLease, c.LeaseUntil = LeaseHold, "w1", true, until.Add(time.Hour)
@@ -628,8 +727,7 @@ func TestStoreApplyLeaseAfterWrite(t *testing.T) {
 		require.Empty(t, in.LeaseToken, "the zero LeaseUntil releases the lease")
 		require.True(t, in.LeaseUntil.IsZero())
 
-		_, err = b.store.Claim(ctx, "o1", "w2", until)
-		require.NoError(t, err, "a released lease is free at once")
+		b.claim(t, "o1", "w2", until) // a released lease is free at once
 	})
 }
 
@@ -739,18 +837,18 @@ func TestStoreHistory(t *testing.T) {
 		}
 		c := b.transition(t, in, "start")
 		c.Event = &full
-		require.Equal(t, Applied{Rev: 3, Seq: 2}, b.apply(t, c))
+		require.Equal(t, Applied{Rev: 2, Seq: 2}, b.apply(t, c))
 
 		in = b.load(t, "o1")
 		c = b.transition(t, in, "reserved")
 		c.Event = nil
-		require.Equal(t, Applied{Rev: 4, Seq: 0}, b.apply(t, c), "a change without an event appends none")
+		require.Equal(t, Applied{Rev: 3, Seq: 0}, b.apply(t, c), "a change without an event appends none")
 
 		b.clock.Add(time.Second)
 		in = b.load(t, "o1")
 		c = b.transition(t, in, "charged")
 		c.Event = &Event{Type: EventStepFailed, Step: StepCharge, Attempt: 1, Error: "declined"}
-		require.Equal(t, Applied{Rev: 5, Seq: 3}, b.apply(t, c))
+		require.Equal(t, Applied{Rev: 4, Seq: 3}, b.apply(t, c))
 
 		hist, err := b.store.History(ctx, "o1")
 		require.NoError(t, err)
@@ -827,7 +925,7 @@ func TestStoreApplyRace(t *testing.T) {
 				won++
 				continue
 			}
-			requireStale(t, err, OrderReserving, 3)
+			requireStale(t, err, OrderReserving, 2)
 		}
 		require.Equal(t, 1, won, "exactly one worker moves the instance")
 
@@ -850,8 +948,7 @@ func TestStoreRenewAndRelease(t *testing.T) {
 		ctx := t.Context()
 		now := b.clock.Now()
 		b.start(t, "o1")
-		_, err := b.store.Claim(ctx, "o1", "w1", now.Add(time.Minute))
-		require.NoError(t, err)
+		b.claim(t, "o1", "w1", now.Add(time.Minute))
 		rev := b.load(t, "o1").Rev
 
 		ok, err := b.store.Renew(ctx, "o1", "w2", now.Add(time.Hour))
@@ -885,37 +982,5 @@ func TestStoreRenewAndRelease(t *testing.T) {
 		require.False(t, ok)
 		require.NoError(t, b.store.Release(ctx, "missing", "w1"))
 		b.requireNoKeys(t, "renew and release create no record", RecordKey("missing"))
-	})
-}
-
-func TestStoreDeleteDraft(t *testing.T) {
-	t.Parallel()
-	eachStore(t, func(t *testing.T, b *storeBundle) {
-		ctx := t.Context()
-		draft := b.create(t, "draft")
-		b.start(t, "accepted")
-
-		deleted, err := b.store.DeleteDraft(ctx, "draft", draft.CreatedAt)
-		require.NoError(t, err)
-		require.False(t, deleted, "a draft created at the cut-off is too young")
-		require.Len(t, b.raw(t, "draft").History, 1)
-
-		deleted, err = b.store.DeleteDraft(ctx, "accepted", draft.CreatedAt.Add(time.Hour))
-		require.NoError(t, err)
-		require.False(t, deleted, "an accepted instance is never deleted")
-		_, err = b.store.Load(ctx, "accepted", false)
-		require.NoError(t, err)
-
-		deleted, err = b.store.DeleteDraft(ctx, "draft", draft.CreatedAt.Add(time.Microsecond))
-		require.NoError(t, err)
-		require.True(t, deleted)
-		b.requireNoKeys(t, "both keys are gone", RecordKey("draft"), HistoryKey("draft"))
-
-		deleted, err = b.store.DeleteDraft(ctx, "draft", draft.CreatedAt.Add(time.Hour))
-		require.NoError(t, err)
-		require.False(t, deleted, "deleting again finds nothing")
-
-		_, _, err = b.store.Accept(ctx, "draft", draft.CreatedAt, draft.CreatedAt)
-		require.ErrorIs(t, err, ErrNotFound, "a reaped draft cannot be accepted")
 	})
 }

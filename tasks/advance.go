@@ -8,11 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
+	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/orders"
 )
 
 // TypeWorkflowAdvance is the one task type of the engine: advance an
@@ -35,10 +36,9 @@ type HintPayload struct {
 	State    string          `json:"st"`
 	Rev      int64           `json:"rev"`
 	Input    json.RawMessage `json:"in,omitempty"`
+	// At is when the task was queued, Unix ms.
+	At int64 `json:"at,omitempty"`
 }
-
-// idPattern is the shape of instance IDs (API.md's order_id rule).
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // ErrBadPayload wraps every payload decoding failure.
 var ErrBadPayload = errors.New("bad workflow:advance payload")
@@ -48,6 +48,9 @@ func NewAdvanceTask(t engine.Task) (*asynq.Task, error) {
 	p := AdvancePayload{OrderID: t.InstanceID}
 	if h := t.Hint; h != nil {
 		p.Hint = &HintPayload{Workflow: h.Workflow, Version: h.Version, State: h.State, Rev: h.Rev, Input: h.Input}
+		if !h.At.IsZero() {
+			p.Hint.At = h.At.UnixMilli()
+		}
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -62,15 +65,12 @@ func DecodeAdvancePayload(b []byte) (AdvancePayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
-	if !idPattern.MatchString(p.OrderID) {
+	if !orders.ValidID(p.OrderID) {
 		return p, fmt.Errorf("%w: invalid order_id %q", ErrBadPayload, p.OrderID)
 	}
 	if h := p.Hint; h != nil {
-		if h.Workflow == "" || h.Version < 1 || h.State == "" || h.Rev < 1 {
+		if h.Workflow == "" || h.Version < 1 || h.State == "" || h.Rev < 1 || h.At < 0 {
 			return p, fmt.Errorf("%w: incomplete hint", ErrBadPayload)
-		}
-		if len(h.Input) > 0 && !json.Valid(h.Input) {
-			return p, fmt.Errorf("%w: hint input is not JSON", ErrBadPayload)
 		}
 	}
 	return p, nil
@@ -95,6 +95,9 @@ func (h *Handler) HandleAdvanceTask(ctx context.Context, t *asynq.Task) error {
 	opt.TaskID, _ = asynq.GetTaskID(ctx)
 	if hp := p.Hint; hp != nil {
 		opt.Hint = &engine.Hint{Workflow: hp.Workflow, Version: hp.Version, State: hp.State, Rev: hp.Rev, Input: hp.Input}
+		if hp.At > 0 {
+			opt.Hint.At = time.UnixMilli(hp.At)
+		}
 	}
 	return h.Engine.Advance(ctx, p.OrderID, opt)
 }

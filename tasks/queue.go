@@ -79,8 +79,8 @@ func (q *Queue) Waiting(_ context.Context, queue, taskID string) (bool, error) {
 }
 
 // RetryDelay is the asynq RetryDelayFunc for orderflow's tasks. It retries a
-// task that met a draft almost at once, and infrastructure failures with
-// capped exponential backoff and full jitter.
+// first task that overtook its instance's creation almost at once, and
+// infrastructure failures with capped exponential backoff and jitter.
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.Is(err, engine.ErrNotReady) {
 		return time.Duration(n+1) * 100 * time.Millisecond

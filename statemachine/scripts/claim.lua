@@ -9,20 +9,16 @@
 -- ARGV[3]  lease expiry, Unix milliseconds
 --
 -- Returns {"ok", {field, value, ...}, created_event} on success, or
---         {"missing"}, {"draft", created_us}, {"terminal"},
---         {"leased", lease_expiry_ms}.
-local cur = redis.call("HMGET", KEYS[1], "acc", "stt", "lt", "lu", "ct")
-if not cur[5] then
+--         {"missing"}, {"terminal"}, {"leased", lease_expiry_ms}.
+local cur = redis.call("HMGET", KEYS[1], "stt", "lt", "lu")
+if not cur[1] then
   return {"missing"}
 end
-if cur[1] ~= "1" then
-  return {"draft", cur[5]}
-end
-if cur[2] ~= "running" then
+if cur[1] ~= "running" then
   return {"terminal"}
 end
-if cur[3] and cur[3] ~= "" and cur[3] ~= ARGV[1] and tonumber(cur[4] or "0") > tonumber(ARGV[2]) then
-  return {"leased", cur[4]}
+if cur[2] and cur[2] ~= "" and cur[2] ~= ARGV[1] and tonumber(cur[3] or "0") > tonumber(ARGV[2]) then
+  return {"leased", cur[3]}
 end
 redis.call("HSET", KEYS[1], "lt", ARGV[1], "lu", ARGV[3])
 return {"ok", redis.call("HGETALL", KEYS[1]), redis.call("LINDEX", KEYS[2], 0) or ""}

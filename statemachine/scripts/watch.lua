@@ -4,12 +4,12 @@
 -- KEYS[1]  record hash   of:{o:<id>}
 --
 -- Returns the instance's status ("running", "completed", ...), or "" when
--- there is no accepted instance.
-local cur = redis.call("HMGET", KEYS[1], "acc", "stt")
-if cur[1] ~= "1" then
+-- there is no such instance.
+local status = redis.call("HGET", KEYS[1], "stt")
+if not status then
   return ""
 end
-if cur[2] == "running" then
+if status == "running" then
   redis.call("HSET", KEYS[1], "w", "1")
 end
-return cur[2]
+return status
