@@ -37,8 +37,12 @@ docs: ## Regenerate docs/state_machine.md from the workflow definitions.
 	$(GO) test ./statemachine -run TestStateMachineDocIsCurrent -update
 
 .PHONY: bench
-bench: ## Go micro-benchmarks of the hot paths.
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build ## The benchmark harness (needs redis-server): writes docs/PERFORMANCE.md.
+	$(BIN) bench --out docs/PERFORMANCE.md
+
+.PHONY: bench/micro
+bench/micro: ## Go micro-benchmarks of the hot paths (transition script, payload, API handler).
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./statemachine ./tasks ./api ./engine ./providers
 
 .PHONY: clean
 clean: ## Remove build output.

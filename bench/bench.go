@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -54,6 +55,12 @@ type Config struct {
 	APIConnections int
 	// Scaling lists the worker process counts to run. Default 1, 2, 4.
 	Scaling []int
+	// Rounds splits the throughput comparison into alternating rounds of
+	// the two modes. Default 3.
+	Rounds int
+	// ScalingLatency is the provider latency of the scaling runs, so that a
+	// worker waits on its providers as real ones do. Default 5ms.
+	ScalingLatency time.Duration
 	// Exe is the orderflow binary to run as workers and API. Default the
 	// running executable.
 	Exe string
@@ -74,6 +81,8 @@ func (c Config) WithDefaults() Config {
 	c.IdleWindow = cmp.Or(c.IdleWindow, 5*time.Second)
 	c.APIDuration = cmp.Or(c.APIDuration, 5*time.Second)
 	c.APIConnections = cmp.Or(c.APIConnections, 32)
+	c.Rounds = cmp.Or(c.Rounds, 3)
+	c.ScalingLatency = cmp.Or(c.ScalingLatency, 5*time.Millisecond)
 	if len(c.Scaling) == 0 {
 		c.Scaling = []int{1, 2, 4}
 	}
@@ -111,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		defer h.redis.Stop()
 		h.redisURL = h.redis.URL()
 	}
-	conn, err := server.OpenRedis(h.redisURL, 4*cfg.Outstanding+50)
+	conn, err := server.OpenRedis(h.redisURL, 20)
 	if err != nil {
 		return nil, err
 	}
@@ -119,18 +128,26 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	h.rdb = conn.Client
 	res := &Results{Config: cfg, Machine: describeMachine(ctx, h.rdb), Date: time.Now().UTC()}
 
-	for _, mode := range []string{ModeBaseline, ModeOrderflow} {
-		h.logf("throughput: %s, %d orders, 1 worker × %d", mode, cfg.Orders, cfg.Concurrency)
-		r, err := h.throughput(ctx, mode, 1, cfg.Orders)
-		if err != nil {
-			return nil, fmt.Errorf("%s throughput: %w", mode, err)
+	// The machine is noisy: run the two modes in alternating rounds and
+	// compare each round's pair, so that a slow spell hits both.
+	per := cfg.Orders / cfg.Rounds
+	var bls, ofs []ThroughputResult
+	for round := range cfg.Rounds {
+		for _, mode := range []string{ModeBaseline, ModeOrderflow} {
+			h.logf("throughput round %d/%d: %s, %d orders, 1 worker × %d", round+1, cfg.Rounds, mode, per, cfg.Concurrency)
+			r, err := h.throughput(ctx, mode, 1, per, 0)
+			if err != nil {
+				return nil, fmt.Errorf("%s throughput: %w", mode, err)
+			}
+			if mode == ModeBaseline {
+				bls = append(bls, r)
+			} else {
+				ofs = append(ofs, r)
+			}
 		}
-		if mode == ModeBaseline {
-			res.Baseline = r
-		} else {
-			res.Orderflow = r
-		}
+		res.RoundRatios = append(res.RoundRatios, ofs[round].OrdersPerSec/bls[round].OrdersPerSec)
 	}
+	res.Baseline, res.Orderflow = combine(bls), combine(ofs)
 	h.logf("idle latency: %d orders one at a time, asynq polling only", cfg.IdleSamples)
 	if res.IdlePolling, err = h.idle(ctx, false); err != nil {
 		return nil, fmt.Errorf("idle latency: %w", err)
@@ -144,8 +161,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, fmt.Errorf("API load: %w", err)
 	}
 	for _, n := range cfg.Scaling {
-		h.logf("scaling: %d worker processes", n)
-		r, err := h.throughput(ctx, ModeOrderflow, n, cfg.Orders)
+		h.logf("scaling: %d worker processes, providers answering in %s", n, cfg.ScalingLatency)
+		r, err := h.throughput(ctx, ModeOrderflow, n, cfg.Orders/2, cfg.ScalingLatency)
 		if err != nil {
 			return nil, fmt.Errorf("scaling %d: %w", n, err)
 		}
@@ -182,26 +199,29 @@ type ThroughputResult struct {
 	TopCommands    []string
 }
 
-// throughput runs n orders of mode through workers worker processes.
-func (h *harness) throughput(ctx context.Context, mode string, workers, n int) (ThroughputResult, error) {
+// throughput runs n orders of mode through workers worker processes whose
+// providers answer after latency.
+func (h *harness) throughput(ctx context.Context, mode string, workers, n int, latency time.Duration) (ThroughputResult, error) {
 	if err := h.flush(ctx); err != nil {
 		return ThroughputResult{}, err
 	}
-	procs, err := h.startWorkers(workers, WorkerOptions{Mode: mode, RedisURL: h.redisURL, Concurrency: h.cfg.Concurrency,
-		TaskCheckInterval: 100 * time.Millisecond, Wake: true})
-	if err != nil {
-		return ThroughputResult{}, err
-	}
-	defer stopAll(procs)
-	sub, closeSub, err := h.submitter(mode)
-	if err != nil {
-		return ThroughputResult{}, err
-	}
-	defer closeSub()
+	// Memory is read with no worker connected, before and after, so that
+	// the workers' connection buffers do not count as order data.
 	memBefore, err := usedMemory(ctx, h.rdb)
 	if err != nil {
 		return ThroughputResult{}, err
 	}
+	procs, err := h.startWorkers(workers, WorkerOptions{Mode: mode, RedisURL: h.redisURL, Concurrency: h.cfg.Concurrency,
+		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: latency})
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	defer stopAll(procs)
+	sub, closeSub, err := h.submitter(mode, h.cfg.Outstanding*workers)
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	defer closeSub()
 	cpuBefore := make([]float64, len(procs))
 	for i, p := range procs {
 		cpuBefore[i], _ = cpuSeconds(p.pid())
@@ -230,6 +250,8 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int) (
 		after, _ := cpuSeconds(p.pid())
 		cpu += after - cpuBefore[i]
 	}
+	stopAll(procs)
+	closeSub()
 	memAfter, err := usedMemory(ctx, h.rdb)
 	if err != nil {
 		return ThroughputResult{}, err
@@ -274,25 +296,69 @@ var benchInput = orders.Input{
 	Items: []orders.Item{{SKU: "SKU-ABC", Qty: 2, UnitPriceCents: 2499}},
 }
 
-func (h *harness) submitter(mode string) (submitter, func(), error) {
+// submitter returns the client that places orders in mode, on a connection
+// pool of its own sized for outstanding orders; the returned func closes it,
+// so that its connections' buffers do not count as order data.
+func (h *harness) submitter(mode string, outstanding int) (submitter, func(), error) {
+	conn, err := server.OpenRedis(h.redisURL, outstanding+10)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb := conn.Client
 	switch mode {
 	case ModeOrderflow:
-		store := statemachine.NewStore(h.rdb, statemachine.StoreConfig{})
+		store := statemachine.NewStore(rdb, statemachine.StoreConfig{})
 		eng, err := engine.New(engine.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store,
-			statemachine.NewOrderRegistry(), nil, tasks.NewQueue(h.rdb, tasks.QueueConfig{}), nil)
+			statemachine.NewOrderRegistry(), nil, tasks.NewQueue(rdb, tasks.QueueConfig{}), nil)
 		if err != nil {
+			store.Close()
+			_ = conn.Close()
 			return nil, nil, err
 		}
 		in, _ := json.Marshal(benchInput)
-		return &orderflowSubmitter{eng: eng, input: in}, store.Close, nil
+		return &orderflowSubmitter{eng: eng, input: in}, sync.OnceFunc(func() { store.Close(); _ = conn.Close() }), nil
 	default:
 		var items []providers.Item
 		for _, it := range benchInput.Items {
 			items = append(items, providers.Item{SKU: it.SKU, Qty: int(it.Qty)})
 		}
-		c := asynq.NewClientFromRedisClient(h.rdb)
+		c := asynq.NewClientFromRedisClient(rdb)
 		return &baselineSubmitter{client: c, payload: chainPayload{
 			CustomerID: benchInput.CustomerID, Currency: benchInput.Currency, AmountCents: benchInput.AmountCents, Items: items,
-		}}, func() { _ = c.Close() }, nil
+		}}, sync.OnceFunc(func() { _ = c.Close(); _ = conn.Close() }), nil
 	}
+}
+
+// combine merges the rounds of one mode: rates from the totals, latencies
+// and per-order figures as the mean of the rounds.
+func combine(rs []ThroughputResult) ThroughputResult {
+	out := rs[0]
+	var orders int
+	var wall float64
+	var p50, p99 time.Duration
+	out.CommandsPerOrd, out.ReadsPerOrder, out.BytesPerOrder = 0, 0, 0
+	out.CPUPer1000, out.RedisCPU1000, out.DriverCPU1000 = 0, 0, 0
+	for _, r := range rs {
+		orders += r.Orders
+		wall += float64(r.Orders) / r.OrdersPerSec
+		p50 += r.P50
+		p99 += r.P99
+		out.CommandsPerOrd += r.CommandsPerOrd
+		out.ReadsPerOrder += r.ReadsPerOrder
+		out.BytesPerOrder += r.BytesPerOrder
+		out.CPUPer1000 += r.CPUPer1000
+		out.RedisCPU1000 += r.RedisCPU1000
+		out.DriverCPU1000 += r.DriverCPU1000
+	}
+	n := float64(len(rs))
+	out.Orders = orders
+	out.OrdersPerSec = float64(orders) / wall
+	out.P50, out.P99 = p50/time.Duration(len(rs)), p99/time.Duration(len(rs))
+	out.CommandsPerOrd /= n
+	out.ReadsPerOrder /= n
+	out.BytesPerOrder /= n
+	out.CPUPer1000 /= n
+	out.RedisCPU1000 /= n
+	out.DriverCPU1000 /= n
+	return out
 }

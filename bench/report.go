@@ -16,11 +16,13 @@ import (
 
 // Results is everything one run measured.
 type Results struct {
-	Config      Config
-	Machine     string
-	Date        time.Time
-	Baseline    ThroughputResult
-	Orderflow   ThroughputResult
+	Config    Config
+	Machine   string
+	Date      time.Time
+	Baseline  ThroughputResult
+	Orderflow ThroughputResult
+	// RoundRatios are orderflow/chain throughput per alternating round.
+	RoundRatios []float64
 	IdlePolling IdleResult
 	Idle        IdleResult
 	API         APIResult
@@ -36,6 +38,14 @@ const (
 	targetAPIPerSecond    = 5000
 	targetScaling2        = 1.6
 )
+
+func fmtRatios(rs []float64) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, fmt.Sprintf("%.2f×", r))
+	}
+	return strings.Join(s, ", ")
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
@@ -57,7 +67,7 @@ func (r *Results) Markdown() string {
 	w("")
 	w("### Throughput: the order pipeline against a raw asynq chain")
 	w("")
-	w("%d orders each, in-process zero-latency providers, one worker process with concurrency %d, a closed-loop driver keeping %d orders in flight; same Redis, same run.", c.Orders, c.Concurrency, c.Outstanding)
+	w("%d orders each, in-process zero-latency providers, one worker process with concurrency %d, a closed-loop driver keeping %d orders in flight; same Redis, same run, in %d alternating rounds (throughput ratio per round: %s).", c.Orders, c.Concurrency, c.Outstanding, c.Rounds, fmtRatios(r.RoundRatios))
 	w("")
 	w("| | raw asynq chain (3 tasks) | orderflow | orderflow / chain |")
 	w("|---|---:|---:|---:|")
@@ -95,6 +105,8 @@ func (r *Results) Markdown() string {
 	w("| %.0f | %s | %s | %d |", r.API.PerSecond, ms(r.API.P50), ms(r.API.P99), r.API.Errors)
 	w("")
 	w("### Worker scaling")
+	w("")
+	w("Worker processes of concurrency %d on one Redis, each provider call answering in %s (a worker waits on its providers, as with real ones); %d orders per run.", c.Concurrency, c.ScalingLatency, c.Orders/2)
 	w("")
 	w("| worker processes | orders/s | × one worker | p99 | commands/order |")
 	w("|---:|---:|---:|---:|---:|")

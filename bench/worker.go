@@ -36,6 +36,8 @@ type WorkerOptions struct {
 	// TaskCheckInterval and Wake tune the orderflow worker (idle runs).
 	TaskCheckInterval time.Duration
 	Wake              bool
+	// ProviderLatency is added to every provider call.
+	ProviderLatency time.Duration
 }
 
 // RunWorker runs a benchmark worker until ctx ends: an orderflow worker, or
@@ -50,7 +52,9 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 	defer conn.Close()
 	pub := newDonePublisher(conn.Client)
 	defer pub.close()
-	prov := providers.NewInProcess().Set()
+	inproc := providers.NewInProcess()
+	inproc.Latency = o.ProviderLatency
+	prov := inproc.Set()
 	switch o.Mode {
 	case ModeOrderflow:
 		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log}

@@ -20,6 +20,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	idle := fs.Int("idle-samples", 50, "orders sent one at a time for idle latency")
 	apiDur := fs.Duration("api-duration", 5*time.Second, "how long to load POST /v1/orders")
 	scaling := fs.String("scaling", "1,2,4", "worker process counts to run")
+	rounds := fs.Int("rounds", 3, "alternating rounds of the orderflow/chain comparison")
 	out := fs.String("out", "", "markdown file to write the results into (between its bench markers)")
 	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes")
 	if err := parseFlags(fs, args); err != nil {
@@ -33,12 +34,12 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		counts = append(counts, v)
 	}
-	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 {
-		return usageError{fmt.Errorf("--orders must be at least 100, and --concurrency, --idle-samples and --api-duration positive")}
+	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 {
+		return usageError{fmt.Errorf("--orders must be at least 100 (50 a round), and --concurrency, --idle-samples, --rounds and --api-duration positive")}
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		RedisURL: *redisURL, Orders: *n, Concurrency: *concurrency, IdleSamples: *idle,
-		APIDuration: *apiDur, Scaling: counts, Log: env.Stderr, ProfileDir: *profiles,
+		APIDuration: *apiDur, Scaling: counts, Rounds: *rounds, Log: env.Stderr, ProfileDir: *profiles,
 		Command: "orderflow bench " + strings.Join(args, " "),
 	})
 	if err != nil {
@@ -63,6 +64,7 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 20, "concurrency")
 	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 100*time.Millisecond, "asynq poll interval")
 	fs.BoolVar(&o.Wake, "wake", true, "use the wake fast path")
+	fs.DurationVar(&o.ProviderLatency, "provider-latency", 0, "latency added to every provider call")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the worker to this file")
 	var l logFlags
 	l.register(fs, "text")

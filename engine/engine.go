@@ -54,6 +54,9 @@ type Config struct {
 	FirstTaskGrace time.Duration
 	// ReaperInterval is how often RunReaper scans the due index. Default 1s.
 	ReaperInterval time.Duration
+	// TrimInterval is how often RunReaper drops expired instances from the
+	// list index. Default 1m.
+	TrimInterval time.Duration
 	// WorkerID names this process in lease tokens and logs. Default random.
 	WorkerID string
 	// Logger receives structured logs. Default slog.Default().
@@ -81,6 +84,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryGrace = cmp.Or(c.RetryGrace, 30*time.Second)
 	c.FirstTaskGrace = cmp.Or(c.FirstTaskGrace, 10*time.Second)
 	c.ReaperInterval = cmp.Or(c.ReaperInterval, time.Second)
+	c.TrimInterval = cmp.Or(c.TrimInterval, time.Minute)
 	c.WakeWorkers = cmp.Or(c.WakeWorkers, 2)
 	c.WakeTimeout = cmp.Or(c.WakeTimeout, time.Second)
 	if c.WorkerID == "" {

@@ -18,17 +18,35 @@ const reapBatch = 200
 func (e *Engine) RunReaper(ctx context.Context) {
 	t := time.NewTicker(e.cfg.ReaperInterval)
 	defer t.Stop()
+	trim := time.NewTicker(e.cfg.TrimInterval)
+	defer trim.Stop()
+	var cursor int64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if _, err := e.Reap(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("reaper pass failed", "err", err)
+			if _, err := e.Reap(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("reaper pass failed", "err", err)
+			}
+		case <-trim.C:
+			// Finished instances expire after the retention; their list
+			// entries go here, a slice at a time.
+			next, removed, err := e.store.TrimIndex(ctx, e.store.Now().Add(-e.store.Retention()), cursor, trimBatch)
+			if err != nil && ctx.Err() == nil {
+				e.log.Warn("trimming the list index", "err", err)
+				continue
+			}
+			cursor = next
+			if removed > 0 {
+				e.log.Debug("trimmed the list index", "removed", removed)
+			}
 		}
 	}
 }
+
+// trimBatch is how many list entries one trim looks at.
+const trimBatch = 500
 
 // Reap runs one pass over the due index and returns how many instances it
 // re-drove.

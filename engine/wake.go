@@ -22,7 +22,7 @@ import (
 // for the fast path to read the wake list: a worker whose asynq queues keep
 // it busy leaves new instances to asynq, so that each instance's task is not
 // dequeued only to find the instance already done.
-const idleAfter = 100 * time.Millisecond
+const idleAfter = 10 * time.Millisecond
 
 // idle reports whether the worker runs no task-driven advance and started
 // none lately.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // InProcess implements Inventory, Payment and Shipping in memory, with no
@@ -27,6 +28,9 @@ type InProcess struct {
 	// UndeliverableCustomers makes shipping refuse these customers'
 	// shipments with a permanent 422 undeliverable. Default: none.
 	UndeliverableCustomers map[string]bool
+	// Latency is added to every call, to model a provider a worker waits
+	// on (benchmarks of horizontal scaling). Default 0.
+	Latency time.Duration
 
 	mu       sync.Mutex
 	seq      uint64
@@ -153,6 +157,14 @@ func (p *InProcess) Ship(ctx context.Context, r ShipRequest) (string, error) {
 // do answers one call: the stored answer for a key seen before, else the
 // one decideFunc gives, which is then stored. decideFunc runs under p.mu.
 func (p *InProcess) do(ctx context.Context, op int, key string, decideFunc func() inprocAnswer) (string, error) {
+	if p.Latency > 0 {
+		t := time.NewTimer(p.Latency)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return "", &Error{Provider: opProvider(op), Op: opName(op), Err: err}
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The types of history events.
@@ -54,7 +55,7 @@ func encodeEvent(e Event) (string, error) {
 	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
 		return "", errors.New("event detail is not valid JSON")
 	}
-	b := make([]byte, 0, 96+len(e.Detail))
+	b := make([]byte, 0, 160+len(e.Error)+len(e.Detail))
 	b = append(b, `{"t":`...)
 	b = strconv.AppendInt(b, e.At.UnixMicro(), 10)
 	b = appendJSONField(b, "k", e.Type)
@@ -71,7 +72,8 @@ func encodeEvent(e Event) (string, error) {
 		b = append(b, `,"d":`...)
 		b = append(b, e.Detail...)
 	}
-	return string(append(b, '}')), nil
+	b = append(b, '}')
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil // b is never written again
 }
 
 // appendJSONField appends ,"name":"value" when value is not empty.
