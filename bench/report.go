@@ -82,7 +82,7 @@ func (r *Results) Markdown() string {
 	w("| Redis CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.RedisCPU1000, of.RedisCPU1000, of.RedisCPU1000/bl.RedisCPU1000)
 	w("| submitting client CPU s per 1,000 orders | %.3f | %.3f | %.2f× |", bl.DriverCPU1000, of.DriverCPU1000, of.DriverCPU1000/bl.DriverCPU1000)
 	w("")
-	w("The chain keeps no state, no history and no compensation; orderflow keeps all three, with a lease, a due-index entry and an idempotent draft per order. Memory is `used_memory` after minus before, with the finished orders kept (retention 168h); the chain leaves nothing behind.")
+	w("The chain keeps no state, no history and no compensation; orderflow keeps all three, with a lease, a list-index entry and a due-index entry per order. Memory is `used_memory` after minus before, with the finished orders kept (retention 168h); the chain leaves nothing behind.")
 	w("")
 	w("Top commands, chain: %s.  ", strings.Join(bl.TopCommands, ", "))
 	w("Top commands, orderflow: %s.", strings.Join(of.TopCommands, ", "))
