@@ -35,7 +35,7 @@ func (h *harness) apiLoad(ctx context.Context) (APIResult, error) {
 	if err != nil {
 		return APIResult{}, err
 	}
-	defer api.stop()
+	defer api.Stop()
 	conns := h.cfg.APIConnections
 	client := &http.Client{
 		Timeout:   10 * time.Second,

@@ -224,7 +224,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 	defer closeSub()
 	cpuBefore := make([]float64, len(procs))
 	for i, p := range procs {
-		cpuBefore[i], _ = cpuSeconds(p.pid())
+		cpuBefore[i], _ = cpuSeconds(p.Pid())
 	}
 	if err := resetStats(ctx, h.rdb); err != nil {
 		return ThroughputResult{}, err
@@ -247,7 +247,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 	}
 	var cpu float64
 	for i, p := range procs {
-		after, _ := cpuSeconds(p.pid())
+		after, _ := cpuSeconds(p.Pid())
 		cpu += after - cpuBefore[i]
 	}
 	stopAll(procs)

@@ -39,7 +39,7 @@ func (h *harness) idle(ctx context.Context, wake bool) (IdleResult, error) {
 	if err != nil {
 		return IdleResult{}, err
 	}
-	defer api.stop()
+	defer api.Stop()
 	client := &http.Client{Timeout: 30 * time.Second}
 	// Let the worker settle (its first polls, its queues) before timing.
 	time.Sleep(500 * time.Millisecond)

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -42,6 +44,8 @@ func commands() []command {
 		{"api", "The REST API and asynqmon.", runAPI},
 		{"worker", "A worker: runs workflow steps from the queues.", runWorker},
 		{"sim", "The provider simulators (inventory, payment, shipping) over HTTP.", runSim},
+		{"audit", "Check every order against the provider ledgers; exits 1 on any violation.", runAudit},
+		{"chaos", "The chaos harness (needs redis-server): faults, kills and a Redis restart, then an audit.", runChaos},
 		{"bench", "The benchmark harness (needs redis-server): orderflow against a raw asynq chain, and more.", runBench},
 		{"bench-worker", "A benchmark worker process, started by bench.", runBenchWorker},
 		{"version", "Print the version.", runVersion},
@@ -128,13 +132,17 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, usageError{fmt.Errorf("--log-level: %q is not debug, info, warn or error", l.level)}
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	var log *slog.Logger
 	switch strings.ToLower(l.format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		log = slog.New(slog.NewJSONHandler(w, opts))
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		log = slog.New(slog.NewTextHandler(w, opts))
+	default:
+		return nil, usageError{fmt.Errorf("--log-format: %q is not json or text", l.format)}
 	}
-	return nil, usageError{fmt.Errorf("--log-format: %q is not json or text", l.format)}
+	redis.SetLogger(redisLogger{log})
+	return log, nil
 }
 
 // waitAndShutdown blocks until ctx ends, then runs stop with a timeout.

@@ -1,0 +1,345 @@
+// Package chaos is orderflow's chaos harness (`orderflow chaos`, `make
+// chaos`). It runs the real processes — redis-server with AOF and
+// appendfsync always, the simulators with faults, the API and several
+// workers — sends orders (with duplicate POSTs and cancels mid-flight),
+// SIGKILLs workers at random and restarts Redis once, waits until every
+// accepted order is finished, and audits the result against the provider
+// ledgers. It reports lost orders, double effects, and how long orders took
+// to resume after their worker was killed.
+package chaos
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow/audit"
+	"github.com/orderflow/orderflow/internal/redisserver"
+	"github.com/orderflow/orderflow/internal/subproc"
+	"github.com/orderflow/orderflow/server"
+)
+
+// Config configures a chaos run. Every field's comment gives its default.
+type Config struct {
+	// Exe is the orderflow binary. Default the running executable.
+	Exe string
+	// Orders is how many distinct orders are sent. Default 2000.
+	Orders int
+	// Workers is the number of worker processes. Default 3.
+	Workers int
+	// KillsPerWorker is how often each worker is SIGKILLed. Default 5.
+	KillsPerWorker int
+	// RedisRestarts is how often Redis is killed and restarted. Default 1.
+	RedisRestarts int
+	// Duration is how long the load and the kills are spread over.
+	// Default 40s.
+	Duration time.Duration
+	// FaultRate is the share of provider calls that misbehave, split
+	// between 5xx, timeouts after the effect was applied, and 429s; a
+	// further share of customers is declined. Default 0.2.
+	FaultRate float64
+	// Lease is the workers' lease. Default 2s.
+	Lease time.Duration
+	// Settle bounds the wait for every order to finish. Default 5m.
+	Settle time.Duration
+	// Log receives progress. Default stderr.
+	Log io.Writer
+}
+
+// WithDefaults returns the config with its zero fields set.
+func (c Config) WithDefaults() Config {
+	if c.Exe == "" {
+		c.Exe, _ = os.Executable()
+	}
+	c.Orders = cmp.Or(c.Orders, 2000)
+	c.Workers = cmp.Or(c.Workers, 3)
+	c.KillsPerWorker = cmp.Or(c.KillsPerWorker, 5)
+	c.RedisRestarts = cmp.Or(c.RedisRestarts, 1)
+	c.Duration = cmp.Or(c.Duration, 40*time.Second)
+	c.FaultRate = cmp.Or(c.FaultRate, 0.2)
+	c.Lease = cmp.Or(c.Lease, 2*time.Second)
+	c.Settle = cmp.Or(c.Settle, 5*time.Minute)
+	if c.Log == nil {
+		c.Log = os.Stderr
+	}
+	return c
+}
+
+// Result is what a chaos run measured.
+type Result struct {
+	Submitted  int // POST requests sent, duplicates included
+	Distinct   int // distinct orders sent
+	Accepted   int // distinct orders answered 202
+	Refused    int // distinct orders never accepted (5xx to the end)
+	Duplicates int // duplicate POSTs sent
+	Cancels    int // cancels sent
+	Completed  int
+	Failed     int
+	Cancelled  int
+	// Lost counts accepted orders that do not exist or never finished.
+	Lost int
+	// DoubleEffects counts idempotency keys applied more than once.
+	DoubleEffects int
+	Kills         int
+	RedisRestarts int
+	// Orphaned is how many orders were held by a worker when it was killed.
+	Orphaned int
+	// ResumeP50/P99 are the times from a kill to the next transition of the
+	// orders the killed worker held.
+	ResumeP50, ResumeP99 time.Duration
+	Wall                 time.Duration
+	Audit                *audit.Report
+}
+
+// OK reports whether the run kept every promise.
+func (r *Result) OK() bool {
+	return r.Lost == 0 && r.DoubleEffects == 0 && r.Audit != nil && r.Audit.OK()
+}
+
+// String renders the figures.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "orders sent:        %d distinct (%d POSTs, %d duplicates), %d cancels\n", r.Distinct, r.Submitted, r.Duplicates, r.Cancels)
+	fmt.Fprintf(&b, "accepted:           %d (refused while Redis was down and never retried in time: %d)\n", r.Accepted, r.Refused)
+	fmt.Fprintf(&b, "finished:           %d completed, %d failed, %d cancelled\n", r.Completed, r.Failed, r.Cancelled)
+	fmt.Fprintf(&b, "lost:               %d\n", r.Lost)
+	fmt.Fprintf(&b, "double effects:     %d\n", r.DoubleEffects)
+	fmt.Fprintf(&b, "worker kills:       %d (orders held at the kill: %d), Redis restarts: %d\n", r.Kills, r.Orphaned, r.RedisRestarts)
+	fmt.Fprintf(&b, "resume after kill:  p50 %s, p99 %s\n", r.ResumeP50.Round(time.Millisecond), r.ResumeP99.Round(time.Millisecond))
+	if r.Audit != nil {
+		fmt.Fprintf(&b, "audit:              %d orders, effects %v, %d violations\n", r.Audit.Total(), r.Audit.Effects, len(r.Audit.Violations))
+		for i, v := range r.Audit.Violations {
+			if i == 20 {
+				fmt.Fprintf(&b, "  ... %d more\n", len(r.Audit.Violations)-20)
+				break
+			}
+			fmt.Fprintf(&b, "  %s %s%s: %s\n", v.Rule, v.OrderID, v.Key, v.Detail)
+		}
+	}
+	fmt.Fprintf(&b, "wall time:          %s\n", r.Wall.Round(time.Millisecond))
+	return b.String()
+}
+
+// system is the running processes of one chaos run.
+type system struct {
+	cfg      Config
+	redis    *redisserver.Server
+	conn     *server.RedisConn
+	sim      *subproc.Proc
+	simURL   string
+	api      *subproc.Proc
+	apiURL   string
+	mu       sync.Mutex
+	workers  []*worker
+	workerID int
+}
+
+// worker is one worker process and the ID it leases orders under.
+type worker struct {
+	proc *subproc.Proc
+	id   string
+}
+
+// Run runs the chaos scenario and returns its figures. It fails only when the
+// scenario could not be run; broken promises are in the Result.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = cfg.WithDefaults()
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "orderflow-chaos-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	s := &system{cfg: cfg}
+	if s.redis, err = redisserver.Start(redisserver.Options{Dir: dir, AppendFsyncAlways: true}); err != nil {
+		return nil, err
+	}
+	defer s.redis.Stop()
+	if s.conn, err = server.OpenRedis(s.redis.URL(), 64); err != nil {
+		return nil, err
+	}
+	defer s.conn.Close()
+	if err := s.startSim(); err != nil {
+		return nil, err
+	}
+	defer s.sim.Stop()
+	if err := s.startAPI(ctx); err != nil {
+		return nil, err
+	}
+	defer s.api.Stop()
+	for range cfg.Workers {
+		w, err := s.startWorker()
+		if err != nil {
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
+	}
+	defer s.stopWorkers()
+
+	s.logf("chaos: %d orders over %s, %d workers (%d kills each), %d Redis restart(s), %.0f%% provider faults",
+		cfg.Orders, cfg.Duration, cfg.Workers, cfg.KillsPerWorker, cfg.RedisRestarts, cfg.FaultRate*100)
+	res := &Result{}
+	ld := newLoad(s, cfg)
+	killer := newKiller(s, cfg)
+	var wg sync.WaitGroup
+	wg.Go(func() { ld.run(ctx) })
+	wg.Go(func() { killer.run(ctx) })
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	// Every worker must be alive for the orders to finish.
+	if err := s.ensureWorkers(); err != nil {
+		return nil, err
+	}
+	s.logf("chaos: load done (%d accepted); waiting for every order to finish", len(ld.accepted()))
+	if err := waitFinished(ctx, s, ld.accepted(), cfg.Settle); err != nil {
+		s.logf("chaos: %v", err)
+	}
+	ld.fill(res)
+	killer.fill(res)
+	if err := s.measure(ctx, res, ld.accepted(), killer.orphans()); err != nil {
+		return nil, err
+	}
+	res.Wall = time.Since(start)
+	return res, nil
+}
+
+func (s *system) logf(format string, args ...any) { fmt.Fprintf(s.cfg.Log, format+"\n", args...) }
+
+func (s *system) startSim() error {
+	port, err := redisserver.FreePort()
+	if err != nil {
+		return err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	share := s.cfg.FaultRate / 4 // 5xx, lost answers, 429s, and declined customers
+	args := []string{"sim", "--redis-url", s.redis.URL(), "--sim-listen", addr, "--log-level", "warn",
+		"--sim-seed", "42", "--payment-decline-customers", strings.Join(declinedCustomers, ","),
+		"--shipping-decline-customers", strings.Join(undeliverableCustomers, ",")}
+	for _, p := range []string{"inventory", "payment", "shipping"} {
+		args = append(args,
+			"--"+p+"-failure-rate", fmt.Sprint(share),
+			"--"+p+"-timeout-rate", fmt.Sprint(share),
+			"--"+p+"-rate-limit-rate", fmt.Sprint(share),
+			"--"+p+"-retry-after", "1s")
+	}
+	if s.sim, err = subproc.Start(s.cfg.Exe, args, ""); err != nil {
+		return err
+	}
+	s.simURL = "http://" + addr
+	return waitHTTP(s.simURL+"/healthz", 30*time.Second)
+}
+
+func (s *system) startAPI(ctx context.Context) error {
+	port, err := redisserver.FreePort()
+	if err != nil {
+		return err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if s.api, err = subproc.Start(s.cfg.Exe, []string{"api", "--redis-url", s.redis.URL(), "--listen", addr, "--log-level", "warn"}, ""); err != nil {
+		return err
+	}
+	s.apiURL = "http://" + addr
+	return waitHTTP(s.apiURL+"/readyz", 30*time.Second)
+}
+
+// startWorker starts one worker process and learns the ID it leases under
+// from its start-up log line.
+func (s *system) startWorker() (*worker, error) {
+	args := []string{"worker", "--redis-url", s.redis.URL(),
+		"--payment-url", s.simURL + "/payment", "--inventory-url", s.simURL + "/inventory", "--shipping-url", s.simURL + "/shipping",
+		"--lease", s.cfg.Lease.String(), "--reaper-interval", "200ms", "--task-check-interval", "50ms",
+		"--provider-timeout", "1s", "--log-format", "json", "--log-level", "info"}
+	p, err := subproc.Start(s.cfg.Exe, args, "")
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{proc: p}
+	deadline := time.Now().Add(30 * time.Second)
+	for w.id == "" {
+		w.id = workerIDFrom(p.Output())
+		if w.id != "" {
+			break
+		}
+		select {
+		case <-p.Done():
+			return nil, fmt.Errorf("worker exited at start: %s", p.Output())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.Kill()
+			return nil, errors.New("worker did not start within 30s")
+		}
+	}
+	return w, nil
+}
+
+// workerIDFrom finds the worker ID in a worker's JSON start-up log line.
+func workerIDFrom(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, `"worker started"`) {
+			continue
+		}
+		var m struct {
+			Worker string `json:"worker"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Worker != "" {
+			return m.Worker
+		}
+	}
+	return ""
+}
+
+// ensureWorkers restarts workers that are not running.
+func (s *system) ensureWorkers() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range s.workers {
+		select {
+		case <-w.proc.Done():
+		default:
+			continue
+		}
+		nw, err := s.startWorker()
+		if err != nil {
+			return err
+		}
+		s.workers[i] = nw
+	}
+	return nil
+}
+
+// replace SIGKILLs worker i and starts another in its place. It returns the
+// killed worker's ID and when it was killed.
+func (s *system) replace(i int) (string, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.workers[i]
+	old.proc.Kill()
+	killed := time.Now()
+	nw, err := s.startWorker()
+	if err != nil {
+		return old.id, killed, err
+	}
+	s.workers[i] = nw
+	return old.id, killed, nil
+}
+
+func (s *system) stopWorkers() {
+	s.mu.Lock()
+	var ps []*subproc.Proc
+	for _, w := range s.workers {
+		ps = append(ps, w.proc)
+	}
+	s.mu.Unlock()
+	subproc.StopAll(ps)
+}
