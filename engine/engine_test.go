@@ -225,25 +225,37 @@ func TestStepOnAnotherQueueIsHandedOff(t *testing.T) {
 	})
 }
 
+// heldCharge makes the charge step signal running when it starts and wait
+// until release is closed.
+func heldCharge(running chan<- struct{}, release <-chan struct{}) func(engine.Activities) engine.Activities {
+	return func(a engine.Activities) engine.Activities {
+		charge := a[statemachine.StepCharge]
+		a[statemachine.StepCharge] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			running <- struct{}{}
+			<-release
+			return charge(ctx, in)
+		}
+		return a
+	}
+}
+
+// advanceAsync advances id in the background; the channel gets the result.
+func (b *testBundle) advanceAsync(id string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.Advance(context.Background(), id, engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
+	}()
+	return done
+}
+
 func TestSlowStepRenewsItsLease(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
 		release := make(chan struct{})
 		running := make(chan struct{}, 1)
-		b := setup(t, r, setupOpts{cfg: engine.Config{Lease: 300 * time.Millisecond}, activities: func(a engine.Activities) engine.Activities {
-			charge := a[statemachine.StepCharge]
-			a[statemachine.StepCharge] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
-				running <- struct{}{}
-				<-release
-				return charge(ctx, in)
-			}
-			return a
-		}})
+		b := setup(t, r, setupOpts{cfg: engine.Config{Lease: 300 * time.Millisecond}, activities: heldCharge(running, release)})
 		b.start(t, "o1")
-		done := make(chan error, 1)
-		go func() {
-			done <- b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
-		}()
+		done := b.advanceAsync("o1")
 		<-running
 		// Three leases later, the lease is still held: nobody can take it.
 		deadline := time.Now().Add(900 * time.Millisecond)
@@ -263,20 +275,9 @@ func TestCancelDuringStepRecordsResultThenCompensates(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
 		release := make(chan struct{})
 		running := make(chan struct{}, 1)
-		b := setup(t, r, setupOpts{activities: func(a engine.Activities) engine.Activities {
-			charge := a[statemachine.StepCharge]
-			a[statemachine.StepCharge] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
-				running <- struct{}{}
-				<-release
-				return charge(ctx, in)
-			}
-			return a
-		}})
+		b := setup(t, r, setupOpts{activities: heldCharge(running, release)})
 		b.start(t, "o1")
-		done := make(chan error, 1)
-		go func() {
-			done <- b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
-		}()
+		done := b.advanceAsync("o1")
 		<-running
 		outcome, in, err := b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel)
 		require.NoError(t, err)

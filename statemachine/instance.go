@@ -105,16 +105,8 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		Results:     map[string]string{},
 	}
 	for k, v := range h {
-		switch {
-		case v == "":
-		case strings.HasPrefix(k, prefixSignal):
-			in.Signals[k[len(prefixSignal):]] = v == "1"
-		case strings.HasPrefix(k, prefixAttempt):
-			in.Attempts[k[len(prefixAttempt):]] = atoi(v)
-		case strings.HasPrefix(k, prefixDeclined):
-			in.Declined[k[len(prefixDeclined):]] = v == "1"
-		case strings.HasPrefix(k, prefixResult):
-			in.Results[k[len(prefixResult):]] = v
+		if v != "" {
+			in.setStepField(k, v)
 		}
 	}
 	if created != "" {
@@ -222,15 +214,24 @@ func (in *Instance) ApplyFields(f Fields) {
 			in.LastError = v
 		case k == fieldReason:
 			in.Reason = v
-		case strings.HasPrefix(k, prefixSignal):
-			in.Signals[k[len(prefixSignal):]] = v == "1"
-		case strings.HasPrefix(k, prefixAttempt):
-			in.Attempts[k[len(prefixAttempt):]] = atoi(v)
-		case strings.HasPrefix(k, prefixDeclined):
-			in.Declined[k[len(prefixDeclined):]] = v == "1"
-		case strings.HasPrefix(k, prefixResult):
-			in.Results[k[len(prefixResult):]] = v
+		default:
+			in.setStepField(k, v)
 		}
+	}
+}
+
+// setStepField applies one prefixed field (signal, attempts, declined,
+// result) to the instance's maps; other fields are ignored.
+func (in *Instance) setStepField(k, v string) {
+	switch {
+	case strings.HasPrefix(k, prefixSignal):
+		in.Signals[k[len(prefixSignal):]] = v == "1"
+	case strings.HasPrefix(k, prefixAttempt):
+		in.Attempts[k[len(prefixAttempt):]] = atoi(v)
+	case strings.HasPrefix(k, prefixDeclined):
+		in.Declined[k[len(prefixDeclined):]] = v == "1"
+	case strings.HasPrefix(k, prefixResult):
+		in.Results[k[len(prefixResult):]] = v
 	}
 }
 
