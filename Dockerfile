@@ -14,4 +14,4 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/orderflow /usr/local/bin/orderflow
 USER nonroot
 ENTRYPOINT ["/usr/local/bin/orderflow"]
-CMD ["dev", "--listen", "0.0.0.0:8080"]
+CMD ["dev", "--listen", "0.0.0.0:8080", "--insecure-listen"]

@@ -50,14 +50,26 @@ func setupMini(t *testing.T, deps api.Deps) *testBundle {
 // setupWith builds the API over client; deps.Engine is filled in.
 func setupWith(t *testing.T, client redis.UniversalClient, deps api.Deps) *testBundle {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
+	return setupConfig(t, client, api.Config{}, deps)
+}
+
+// setupConfig builds the API with cfg over client; deps.Engine is filled
+// in, and a nil cfg.Logger discards.
+func setupConfig(t *testing.T, client redis.UniversalClient, cfg api.Config, deps api.Deps) *testBundle {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	require.NoError(t, cfg.Validate())
 	store := statemachine.NewStore(client, statemachine.StoreConfig{})
 	t.Cleanup(store.Close)
-	eng, err := engine.New(engine.Config{Logger: log}, store, statemachine.NewOrderRegistry(), nil,
+	eng, err := engine.New(engine.Config{Logger: cfg.Logger}, store, statemachine.NewOrderRegistry(), nil,
 		tasks.NewQueue(client, tasks.QueueConfig{}), nil)
 	require.NoError(t, err)
 	deps.Engine = eng
-	return &testBundle{t: t, h: api.New(api.Config{Logger: log}, deps), store: store}
+	h := api.New(cfg, deps)
+	t.Cleanup(h.Close)
+	return &testBundle{t: t, h: h, store: store}
 }
 
 // response is a recorded answer.

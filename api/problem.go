@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,6 +26,8 @@ type Problem struct {
 	Errors []orders.FieldError `json:"errors,omitempty"`
 	// RetryAfter, in seconds, is also sent as the Retry-After header.
 	RetryAfter int `json:"-"`
+	// Challenge is sent as the WWW-Authenticate header.
+	Challenge string `json:"-"`
 }
 
 // Error implements error, so handlers can return a *Problem.
@@ -45,6 +48,10 @@ const (
 	codeNotCancelable = "not-cancellable"
 	codeKeyReused     = "idempotency-key-reused"
 	codeUnavailable   = "unavailable"
+	codeUnauthorized  = "unauthorized"
+	codeForbidden     = "forbidden"
+	codeRateLimited   = "rate-limited"
+	codeOverloaded    = "overloaded"
 	codeInternal      = "internal"
 	codeHTTP          = "http"
 )
@@ -63,6 +70,44 @@ func unavailable(detail string) *Problem {
 	p := problem(http.StatusServiceUnavailable, codeUnavailable, "Service unavailable", detail)
 	p.RetryAfter = 1
 	return p
+}
+
+// unauthorized answers a request without a valid bearer token. reason is
+// an RFC 6750 error code ("" when no token was sent); the detail never
+// repeats what the client sent.
+func unauthorized(reason, detail string) *Problem {
+	p := problem(http.StatusUnauthorized, codeUnauthorized, "Unauthorized", detail)
+	p.Challenge = bearerChallenge(reason, "")
+	return p
+}
+
+// forbidden answers a valid token that lacks the scope a route needs.
+func forbidden(scope Scope) *Problem {
+	p := problem(http.StatusForbidden, codeForbidden, "Forbidden", "the token lacks the scope "+string(scope))
+	p.Challenge = bearerChallenge("insufficient_scope", scope)
+	return p
+}
+
+// rateLimited answers a token over its rate limit.
+func rateLimited(retryAfter time.Duration) *Problem {
+	p := problem(http.StatusTooManyRequests, codeRateLimited, "Too many requests",
+		"this token is over its rate limit; retry after Retry-After seconds")
+	p.RetryAfter = retrySeconds(retryAfter)
+	return p
+}
+
+// overloaded answers a new order while the workflow queue's backlog is over
+// its bound. Nothing was written.
+func overloaded() *Problem {
+	p := problem(http.StatusServiceUnavailable, codeOverloaded, "Overloaded",
+		"too many orders are waiting to run; the order was not accepted, retry later")
+	p.RetryAfter = 1
+	return p
+}
+
+// retrySeconds rounds d up to whole seconds, at least 1.
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 // toProblem is the one table from errors to HTTP answers. Store errors that
@@ -101,11 +146,22 @@ func writeProblem(c echo.Context, p *Problem) error {
 	if p.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
 	}
+	if p.Challenge != "" {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, p.Challenge)
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
 	return c.Blob(p.Status, "application/problem+json", b)
+}
+
+// requestLog adds the name of the request's token, if any, to log.
+func requestLog(log *slog.Logger, c echo.Context) *slog.Logger {
+	if name := TokenName(c.Request().Context()); name != "" {
+		return log.With("token", name)
+	}
+	return log
 }
 
 // errorHandler is Echo's HTTPErrorHandler: every error leaves as a problem.
@@ -114,6 +170,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
+		log := requestLog(log, c)
 		if werr := writeProblem(c, toProblem(err, log)); werr != nil {
 			log.Warn("writing problem", "err", werr)
 		}

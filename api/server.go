@@ -1,12 +1,24 @@
 // Package api is orderflow's REST API (API.md): orders, their history,
-// cancellation, health, metrics, and the asynqmon mount, served by Echo.
-// Every error is an RFC 9457 problem; see problem.go for the one table that
-// maps errors to statuses.
+// cancellation, the audit, health, metrics, and the asynqmon mount, served
+// by Echo. Every error is an RFC 9457 problem; see problem.go for the one
+// table that maps errors to statuses.
+//
+// # Security and limits
+//
+// With Config.Tokens set, every route but /healthz and /readyz needs
+// "Authorization: Bearer <secret>" (auth.go), and each route a scope
+// (orders:write, orders:read, admin; tokens.go). Each token is rate limited
+// in Redis (ratelimit.go), and new orders are shed while the workflow
+// queue's backlog is over a bound (backlog.go). Without tokens nothing is
+// authenticated or rate limited: serve on loopback only (see
+// server.APIConfig).
 package api
 
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -29,6 +41,19 @@ type Config struct {
 	IdempotencyInFlight time.Duration
 	// ReadyTimeout bounds the Redis ping of /readyz. Default 1s.
 	ReadyTimeout time.Duration
+	// Tokens are the API's clients. Default none: no authentication.
+	Tokens []Token
+	// RateLimit is how many requests per second each token may send, on
+	// average. Default 100; negative: no limit.
+	RateLimit int
+	// RateBurst is how many requests a token may send at once. Default
+	// 200.
+	RateBurst int
+	// MaxBacklog is the number of pending tasks in the workflow queue above
+	// which POST /v1/orders answers 503. Default 50000; negative: never.
+	MaxBacklog int
+	// BacklogInterval is how often the backlog is read. Default 500ms.
+	BacklogInterval time.Duration
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -38,10 +63,29 @@ func (c Config) WithDefaults() Config {
 	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, 24*time.Hour)
 	c.IdempotencyInFlight = cmp.Or(c.IdempotencyInFlight, 30*time.Second)
 	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, time.Second)
+	c.RateLimit = cmp.Or(c.RateLimit, 100)
+	c.RateBurst = cmp.Or(c.RateBurst, 200)
+	c.MaxBacklog = cmp.Or(c.MaxBacklog, 50000)
+	c.BacklogInterval = cmp.Or(c.BacklogInterval, 500*time.Millisecond)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// Validate checks the tokens and the limits; errors name the field.
+func (c Config) Validate() error {
+	var errs []error
+	if err := ValidateTokens(c.Tokens); err != nil {
+		errs = append(errs, fmt.Errorf("Tokens: %w", err))
+	}
+	if c.RateBurst < 0 {
+		errs = append(errs, fmt.Errorf("RateBurst must not be negative, got %d", c.RateBurst))
+	}
+	if c.BacklogInterval < 0 {
+		errs = append(errs, fmt.Errorf("BacklogInterval must not be negative, got %s", c.BacklogInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // Deps are what the API works with.
@@ -63,23 +107,35 @@ type Server struct {
 	echo    *echo.Echo
 	log     *slog.Logger
 	waiters *finishWaiters
+	auth    *authenticator
+	limiter *rateLimiter
+	backlog *backlog
 }
 
-// New builds the API.
+// New builds the API; cfg should pass Validate. It starts following the
+// workflow queue's backlog: call Close when done.
 func New(cfg Config, deps Deps) *Server {
 	cfg = cfg.WithDefaults()
-	s := &Server{cfg: cfg, eng: deps.Engine, store: deps.Engine.Store(), log: cfg.Logger}
-	s.waiters = newFinishWaiters(s.store.Redis(), s.log)
+	rdb := deps.Engine.Store().Redis()
+	s := &Server{
+		cfg: cfg, eng: deps.Engine, store: deps.Engine.Store(), log: cfg.Logger,
+		auth:    newAuthenticator(cfg.Tokens),
+		limiter: newRateLimiter(rdb, cfg.RateLimit, cfg.RateBurst),
+		backlog: startBacklog(rdb, statemachine.DefaultQueue, cfg.MaxBacklog, cfg.BacklogInterval, cfg.Logger),
+	}
+	s.waiters = newFinishWaiters(rdb, s.log)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
-	e.Use(recoverProblems(s.log))
+	e.Use(recoverProblems(s.log), s.authenticate, s.rateLimit)
 
-	e.POST("/v1/orders", s.createOrder)
-	e.GET("/v1/orders", s.listOrders)
-	e.GET("/v1/orders/:order_id", s.getOrder)
-	e.GET("/v1/orders/:order_id/history", s.getHistory)
-	e.POST("/v1/orders/:order_id/cancel", s.cancelOrder)
+	write, read, admin := s.authorize(ScopeOrdersWrite), s.authorize(ScopeOrdersRead), s.authorize(ScopeAdmin)
+	e.POST("/v1/orders", s.createOrder, write, s.shed)
+	e.GET("/v1/orders", s.listOrders, read)
+	e.GET("/v1/orders/:order_id", s.getOrder, read)
+	e.GET("/v1/orders/:order_id/history", s.getHistory, read)
+	e.POST("/v1/orders/:order_id/cancel", s.cancelOrder, write)
+	e.GET("/v1/audit", s.getAudit, admin)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 
@@ -87,10 +143,10 @@ func New(cfg Config, deps Deps) *Server {
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{})), admin)
 	for prefix, h := range deps.Mounts {
-		e.Any(prefix, echo.WrapHandler(h))
-		e.Any(prefix+"/*", echo.WrapHandler(h))
+		e.Any(prefix, echo.WrapHandler(h), admin)
+		e.Any(prefix+"/*", echo.WrapHandler(h), admin)
 	}
 	s.echo = e
 	return s
@@ -99,8 +155,12 @@ func New(cfg Config, deps Deps) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// Close releases what the server holds (the subscription behind ?wait).
-func (s *Server) Close() { s.waiters.close() }
+// Close releases what the server holds: the subscription behind ?wait and
+// the backlog refresher.
+func (s *Server) Close() {
+	s.backlog.stop()
+	s.waiters.close()
+}
 
 // recoverProblems turns a panic into a logged 500 problem.
 func recoverProblems(log *slog.Logger) echo.MiddlewareFunc {
@@ -111,7 +171,7 @@ func recoverProblems(log *slog.Logger) echo.MiddlewareFunc {
 					if r == http.ErrAbortHandler {
 						panic(r)
 					}
-					log.Error("panic in handler", "panic", r, "path", c.Path())
+					requestLog(log, c).Error("panic in handler", "panic", r, "path", c.Path())
 					err = problem(http.StatusInternalServerError, codeInternal, "Internal error", "internal error")
 				}
 			}()

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
+	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
 )
@@ -123,4 +126,133 @@ func (s *simFlags) config() (providers.SimConfig, error) {
 		return c, usageError{err}
 	}
 	return c, nil
+}
+
+// redisFlags are the Redis settings of every command that opens Redis.
+type redisFlags struct {
+	url, caFile, certFile, keyFile string
+}
+
+func (r *redisFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.url, "redis-url", "", "redis://[user:pass@]host:port/db (or rediss:// for TLS)")
+	fs.StringVar(&r.caFile, "redis-ca-file", "", "PEM file of the CAs to trust for a rediss:// Redis, in place of the system's")
+	fs.StringVar(&r.certFile, "redis-cert-file", "", "PEM client certificate for a rediss:// Redis that requires one (with --redis-key-file)")
+	fs.StringVar(&r.keyFile, "redis-key-file", "", "PEM key of --redis-cert-file")
+}
+
+// redisFlagNames maps server.RedisConfig's fields to their flags.
+var redisFlagNames = map[string]string{
+	"URL": "--redis-url", "CAFile": "--redis-ca-file", "CertFile": "--redis-cert-file", "KeyFile": "--redis-key-file",
+}
+
+// open opens Redis with a pool of poolSize (0: go-redis's default) and
+// checks that it accepts the credentials and the TLS settings. Bad settings
+// are usage errors naming their flag; refused credentials fail the command.
+func (r *redisFlags) open(ctx context.Context, poolSize int) (*server.RedisConn, error) {
+	if r.url == "" {
+		return nil, usageError{errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)")}
+	}
+	conn, err := server.RedisConfig{URL: r.url, PoolSize: poolSize, CAFile: r.caFile, CertFile: r.certFile, KeyFile: r.keyFile}.Open()
+	var ce *server.RedisConfigError
+	switch {
+	case errors.As(err, &ce):
+		return nil, usageError{fmt.Errorf("%s: %w", redisFlagNames[ce.Field], ce.Err)}
+	case err != nil:
+		return nil, usageError{err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := conn.Check(ctx); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// apiFlags are the settings of the API (api, dev).
+type apiFlags struct {
+	listen                          string
+	monitorReadOnly, insecureListen bool
+	tokensFile, tokens              string
+	rateLimit, rateBurst            int
+	maxBacklog                      int
+}
+
+func (a *apiFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.listen, "listen", "127.0.0.1:8080", "API address; without API tokens only a loopback address, unless --insecure-listen")
+	fs.BoolVar(&a.monitorReadOnly, "monitor-readonly", true, "make asynqmon read-only")
+	fs.StringVar(&a.tokensFile, "api-tokens-file", "", `file of API tokens, one "name secret scope1,scope2" a line; scopes: orders:write, orders:read, admin`)
+	fs.StringVar(&a.tokens, "api-tokens", "", `API tokens as "name secret scopes" entries separated by ";" (prefer the file or the environment variable)`)
+	fs.BoolVar(&a.insecureListen, "insecure-listen", false, "allow serving without API tokens on an address other than loopback")
+	fs.IntVar(&a.rateLimit, "rate-limit", 100, "requests per second each API token may send on average; 0 disables")
+	fs.IntVar(&a.rateBurst, "rate-burst", 200, "requests an API token may send at once")
+	fs.IntVar(&a.maxBacklog, "max-backlog", 50000, "pending workflow tasks above which POST /v1/orders answers 503; 0 disables")
+}
+
+// config returns the API's config. Without tokens it refuses an address
+// other than loopback unless --insecure-listen.
+func (a *apiFlags) config() (server.APIConfig, error) {
+	var errs []error
+	if a.rateLimit < 0 {
+		errs = append(errs, fmt.Errorf("--rate-limit must be 0 (off) or positive, got %d", a.rateLimit))
+	}
+	if a.rateBurst < 1 {
+		errs = append(errs, fmt.Errorf("--rate-burst must be positive, got %d", a.rateBurst))
+	}
+	if a.maxBacklog < 0 {
+		errs = append(errs, fmt.Errorf("--max-backlog must be 0 (off) or positive, got %d", a.maxBacklog))
+	}
+	tokens, err := a.readTokens()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return server.APIConfig{}, usageError{err}
+	}
+	c := server.APIConfig{Listen: a.listen, MonitorWritable: !a.monitorReadOnly, InsecureListen: a.insecureListen}
+	c.API.Tokens = tokens
+	c.API.RateLimit, c.API.RateBurst, c.API.MaxBacklog = offIfZero(a.rateLimit), a.rateBurst, offIfZero(a.maxBacklog)
+	if err := c.Validate(); errors.Is(err, server.ErrInsecureListen) {
+		return c, usageError{fmt.Errorf("--listen %s is not a loopback address and no API tokens are configured: "+
+			"set --api-tokens-file (%s) or --api-tokens (%s), or pass --insecure-listen (%s) to serve without authentication",
+			a.listen, EnvName("api-tokens-file"), EnvName("api-tokens"), EnvName("insecure-listen"))}
+	} else if err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}
+
+// readTokens parses --api-tokens-file or --api-tokens; errors never show a
+// secret.
+func (a *apiFlags) readTokens() ([]api.Token, error) {
+	text, source := a.tokens, "--api-tokens"
+	switch {
+	case a.tokensFile != "" && a.tokens != "":
+		return nil, errors.New("--api-tokens-file and --api-tokens exclude each other")
+	case a.tokensFile != "":
+		b, err := os.ReadFile(a.tokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-tokens-file: %w", err)
+		}
+		text, source = string(b), "--api-tokens-file "+a.tokensFile
+	case a.tokens == "":
+		return nil, nil
+	}
+	tokens, err := api.ParseTokens(text)
+	if err == nil && len(tokens) == 0 {
+		err = errors.New("no token")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return tokens, nil
+}
+
+// offIfZero maps a flag's 0 (off) to the negative value that turns a
+// setting off in the API's config, where 0 means the default.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

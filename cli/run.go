@@ -17,13 +17,13 @@ import (
 func runDev(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("dev", "The whole system in one process, on an embedded miniredis unless --redis-url is set.", env.Stderr)
 	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://); empty embeds miniredis")
-	listen := fs.String("listen", "127.0.0.1:8080", "API address")
 	simListen := fs.String("sim-listen", "127.0.0.1:0", "simulators address (port 0 picks a free one)")
-	monitorRO := fs.Bool("monitor-readonly", true, "make asynqmon read-only")
+	var a apiFlags
 	var w workerFlags
 	var p providerFlags
 	var s simFlags
 	var l logFlags
+	a.register(fs)
 	w.register(fs)
 	p.register(fs)
 	s.register(fs)
@@ -43,6 +43,10 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ac, err := a.config()
+	if err != nil {
+		return err
+	}
 	if *redisURL != "" {
 		if _, err := server.ParseRedisURL(*redisURL); err != nil {
 			return usageError{err}
@@ -50,25 +54,29 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	}
 	d, err := server.StartDev(server.DevConfig{
 		RedisURL: *redisURL, SimListen: *simListen, Providers: p.config(), Sim: sc,
-		API:    server.APIConfig{Listen: *listen, MonitorWritable: !*monitorRO},
-		Worker: wc, Logger: log,
+		API: ac, Worker: wc, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "orderflow dev is running:\n  %s\n\nTry:\n  curl -s -X POST %s/v1/orders -H 'Content-Type: application/json' \\\n    -d '{\"customer_id\":\"cust-42\",\"currency\":\"USD\",\"items\":[{\"sku\":\"SKU-ABC\",\"qty\":2,\"unit_price_cents\":2499}]}'\n\nPress Ctrl-C to stop.\n",
-		strings.Join(d.URLs(), "\n  "), d.APIURL())
+	authHeader := ""
+	if len(ac.API.Tokens) > 0 {
+		authHeader = " -H 'Authorization: Bearer <secret>'"
+	}
+	fmt.Fprintf(env.Stdout, "orderflow dev is running:\n  %s\n\nTry:\n  curl -s -X POST %s/v1/orders -H 'Content-Type: application/json'%s \\\n    -d '{\"customer_id\":\"cust-42\",\"currency\":\"USD\",\"items\":[{\"sku\":\"SKU-ABC\",\"qty\":2,\"unit_price_cents\":2499}]}'\n\nPress Ctrl-C to stop.\n",
+		strings.Join(d.URLs(), "\n  "), d.APIURL(), authHeader)
 	return waitAndShutdown(ctx, log, wc.ShutdownTimeout+5*time.Second, d.Shutdown)
 }
 
 func runAPI(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("api", "The REST API and asynqmon (at /monitor/).", env.Stderr)
-	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
-	listen := fs.String("listen", "127.0.0.1:8080", "API address")
-	monitorRO := fs.Bool("monitor-readonly", true, "make asynqmon read-only")
 	retention := fs.Duration("retention", 168*time.Hour, "how long finished orders and their history are kept")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long a stopping process waits for running requests")
+	var r redisFlags
+	var a apiFlags
 	var l logFlags
+	r.register(fs)
+	a.register(fs)
 	l.register(fs, "json")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
@@ -80,28 +88,33 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	if *retention < time.Minute || *shutdownTimeout <= 0 {
 		return usageError{errors.New("--retention must be at least 1m and --shutdown-timeout positive")}
 	}
-	conn, err := openRedis(*redisURL, 0)
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	conn, err := r.open(ctx, 0)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	cfg := server.APIConfig{Listen: *listen, MonitorWritable: !*monitorRO, Logger: log}
+	cfg.Logger = log
 	cfg.Store.Retention = *retention
 	p, err := server.StartAPI(conn, cfg, newRegistry())
 	if err != nil {
 		return err
 	}
-	log.Info("api listening", "url", p.URL())
+	log.Info("api listening", "url", p.URL(), "tokens", len(cfg.API.Tokens))
 	return waitAndShutdown(ctx, log, *shutdownTimeout, p.Shutdown)
 }
 
 func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("worker", "A worker: runs workflow steps from the queues against the providers.", env.Stderr)
-	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
 	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics on; empty serves none")
+	var r redisFlags
 	var w workerFlags
 	var p providerFlags
 	var l logFlags
+	r.register(fs)
 	w.register(fs)
 	p.register(fs)
 	l.register(fs, "json")
@@ -118,7 +131,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	wc.Logger = log
 	var missing []error
-	if *redisURL == "" {
+	if r.url == "" {
 		missing = append(missing, errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)"))
 	}
 	for _, f := range []struct{ flag, val string }{{"payment-url", p.payment}, {"inventory-url", p.inventory}, {"shipping-url", p.shipping}} {
@@ -133,7 +146,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	conn, err := openRedis(*redisURL, 2*wc.Concurrency+20)
+	conn, err := r.open(ctx, 2*wc.Concurrency+20)
 	if err != nil {
 		return err
 	}
@@ -165,11 +178,12 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 
 func runSim(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("sim", "The provider simulators over HTTP, with their ledgers in Redis.", env.Stderr)
-	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://)")
 	listen := fs.String("sim-listen", "127.0.0.1:8081", "simulators address")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long a stopping process waits for running requests")
+	var r redisFlags
 	var s simFlags
 	var l logFlags
+	r.register(fs)
 	s.register(fs)
 	l.register(fs, "json")
 	if err := parseFlags(fs, args); err != nil {
@@ -183,7 +197,7 @@ func runSim(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := openRedis(*redisURL, 0)
+	conn, err := r.open(ctx, 0)
 	if err != nil {
 		return err
 	}
@@ -194,17 +208,6 @@ func runSim(ctx context.Context, env *Env, args []string) error {
 	}
 	log.Info("simulators listening", "inventory", p.URL()+"/inventory", "payment", p.URL()+"/payment", "shipping", p.URL()+"/shipping")
 	return waitAndShutdown(ctx, log, *shutdownTimeout, p.Shutdown)
-}
-
-func openRedis(url string, pool int) (*server.RedisConn, error) {
-	if url == "" {
-		return nil, usageError{errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)")}
-	}
-	c, err := server.OpenRedis(url, pool)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return c, nil
 }
 
 func newRegistry() *prometheus.Registry {

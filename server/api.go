@@ -1,10 +1,15 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +23,13 @@ import (
 
 // APIConfig configures an API process.
 type APIConfig struct {
-	// Listen is the address to serve on. Default 127.0.0.1:8080.
+	// Listen is the address to serve on. Default 127.0.0.1:8080. Without
+	// API.Tokens it must be a loopback address, unless InsecureListen.
 	Listen string
+	// InsecureListen allows serving without tokens on an address other
+	// than loopback: anyone who reaches it can create, cancel and read
+	// orders and use asynqmon. Default false.
+	InsecureListen bool
 	// MonitorWritable allows actions in asynqmon; by default it is
 	// read-only.
 	MonitorWritable bool
@@ -33,6 +43,39 @@ type APIConfig struct {
 	Logger *slog.Logger
 }
 
+// ErrInsecureListen is returned for a non-loopback Listen without tokens
+// and without InsecureListen.
+var ErrInsecureListen = errors.New("serving without API tokens on an address other than loopback")
+
+// Validate checks the config: the API's tokens and limits, and that an API
+// without tokens listens on loopback only.
+func (c APIConfig) Validate() error {
+	if err := c.API.Validate(); err != nil {
+		return err
+	}
+	if len(c.API.Tokens) == 0 && !c.InsecureListen && !isLoopback(cmp.Or(c.Listen, defaultListen)) {
+		return fmt.Errorf("%w (listen %s)", ErrInsecureListen, c.Listen)
+	}
+	return nil
+}
+
+// isLoopback reports whether addr (host:port) can only be reached from this
+// machine: a loopback IP or "localhost". An empty host means every
+// interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+const defaultListen = "127.0.0.1:8080"
+
 // APIProcess is a running API: orders, health, metrics and asynqmon.
 type APIProcess struct {
 	api     *api.Server
@@ -41,14 +84,16 @@ type APIProcess struct {
 	store   *statemachine.Store
 }
 
-// StartAPI serves the API over conn until Shutdown.
+// StartAPI checks cfg (Validate) and serves the API over conn until
+// Shutdown.
 func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIProcess, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:8080"
-	}
+	cfg.Listen = cmp.Or(cfg.Listen, defaultListen)
 	cfg.API.Logger = cfg.Logger
 	cfg.Engine.Logger = cfg.Logger
 	store := statemachine.NewStore(conn.Client, cfg.Store)
