@@ -57,6 +57,13 @@ func (s *Server) createOrder(c echo.Context) error {
 			return problem(http.StatusUnprocessableEntity, codeKeyReused, "Idempotency-Key reused",
 				"this Idempotency-Key was already used with a different body")
 		case statemachine.IdempotencyInFlight:
+			// The order is written last, after its task: if it exists with
+			// this body, the claiming request got that far and was cut off
+			// (a Redis restart, a crash) before it could settle the key.
+			if in, err := s.store.Load(ctx, owner); err == nil && in.Fingerprint == fp {
+				s.endIdempotent(context.WithoutCancel(ctx), key, fp, true)
+				return s.replay(c, owner)
+			}
 			p := problem(http.StatusConflict, codeInFlight, "Request in flight",
 				"a request with this Idempotency-Key is still being processed")
 			p.RetryAfter = 1

@@ -37,7 +37,7 @@ type Config struct {
 	// for replays. Default 24h.
 	IdempotencyTTL time.Duration
 	// IdempotencyInFlight is how long a claimed key blocks other requests
-	// (409) if its request never finishes. Default 30s.
+	// (409) if its request never finishes. Default 10s.
 	IdempotencyInFlight time.Duration
 	// ReadyTimeout bounds the Redis ping of /readyz. Default 1s.
 	ReadyTimeout time.Duration
@@ -61,7 +61,7 @@ type Config struct {
 // WithDefaults returns the config with its zero fields set.
 func (c Config) WithDefaults() Config {
 	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, 24*time.Hour)
-	c.IdempotencyInFlight = cmp.Or(c.IdempotencyInFlight, 30*time.Second)
+	c.IdempotencyInFlight = cmp.Or(c.IdempotencyInFlight, 10*time.Second)
 	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, time.Second)
 	c.RateLimit = cmp.Or(c.RateLimit, 100)
 	c.RateBurst = cmp.Or(c.RateBurst, 200)
