@@ -16,7 +16,9 @@ import (
 
 func runDev(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("dev", "The whole system in one process, on an embedded miniredis unless --redis-url is set.", env.Stderr)
-	redisURL := fs.String("redis-url", "", "redis://[user:pass@]host:port/db (or rediss://); empty embeds miniredis")
+	var r redisFlags
+	r.register(fs)
+	fs.Lookup("redis-url").Usage += "; empty embeds miniredis"
 	simListen := fs.String("sim-listen", "127.0.0.1:0", "simulators address (port 0 picks a free one)")
 	var a apiFlags
 	var w workerFlags
@@ -47,13 +49,14 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *redisURL != "" {
-		if _, err := server.ParseRedisURL(*redisURL); err != nil {
+	if r.url != "" {
+		if _, err := server.ParseRedisURL(r.url); err != nil {
 			return usageError{err}
 		}
 	}
 	d, err := server.StartDev(server.DevConfig{
-		RedisURL: *redisURL, SimListen: *simListen, Providers: p.config(), Sim: sc,
+		RedisURL: r.url, RedisCAFile: r.caFile, RedisCertFile: r.certFile, RedisKeyFile: r.keyFile,
+		SimListen: *simListen, Providers: p.config(), Sim: sc,
 		API: ac, Worker: wc, Logger: log,
 	})
 	if err != nil {

@@ -18,6 +18,9 @@ import (
 type DevConfig struct {
 	// RedisURL is the Redis to use. Empty: an embedded miniredis.
 	RedisURL string
+	// RedisCAFile, RedisCertFile and RedisKeyFile configure TLS for a
+	// rediss:// RedisURL (see RedisConfig).
+	RedisCAFile, RedisCertFile, RedisKeyFile string
 	// SimListen is where the provider simulators listen. Default
 	// 127.0.0.1:0 (a free port).
 	SimListen string
@@ -66,7 +69,8 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 		url = "redis://" + d.mini.Addr()
 	}
 	pool := 2*cfg.Worker.WithDefaults().Concurrency + 20
-	if d.conn, err = OpenRedis(url, pool); err != nil {
+	rc := RedisConfig{URL: url, PoolSize: pool, CAFile: cfg.RedisCAFile, CertFile: cfg.RedisCertFile, KeyFile: cfg.RedisKeyFile}
+	if d.conn, err = rc.Open(); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
