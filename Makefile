@@ -44,6 +44,21 @@ bench: build ## The benchmark harness (needs redis-server): writes docs/PERFORMA
 bench/micro: ## Go micro-benchmarks of the hot paths (transition script, payload, API handler).
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./statemachine ./tasks ./api ./engine ./providers
 
+.PHONY: chaos
+chaos: build ## The chaos harness (needs redis-server): 2,000 orders, faults, worker kills, a Redis restart, an audit.
+	$(BIN) chaos
+
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf bin
+
+FUZZTIME  ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAdvancePayload$$' -fuzztime $(FUZZTIME) ./tasks
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeEvent$$' -fuzztime $(FUZZTIME) ./statemachine
+	$(GO) test -run '^$$' -fuzz '^FuzzOrderWorkflowEvents$$' -fuzztime $(FUZZTIME) ./statemachine
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./orders
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateOrder$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzEngineOutcomes$$' -fuzztime $(FUZZTIME) ./engine

@@ -295,3 +295,24 @@ func TestCancelPendingAndPastPointOfNoReturn(t *testing.T) {
 		require.Equal(t, http.StatusConflict, res.status)
 	})
 }
+
+// A shipment cannot be recalled, so a shipping provider that keeps failing
+// is retried, not given up on: refunding an order whose goods may have left
+// would be worse than waiting.
+func TestShippingOutageIsRetriedNotRefunded(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r, options{sim: providers.SimConfig{Shipping: providers.Faults{FailureRate: 1}}})
+		b.post(t, order("ship-outage-1", "cust-1"))
+		waitFor(t, settle, "more shipping attempts than any step may fail", func() bool {
+			return b.get(t, "ship-outage-1").Attempts["ship"] > 8
+		})
+		o := b.get(t, "ship-outage-1")
+		require.Equal(t, statemachine.OrderShipping, o.State)
+		b.requireEffects(t, "ship-outage-1", map[string]int{"reserve": 1, "charge": 1})
+
+		require.NoError(t, b.sim.Simulator().SetFaults(providers.ProviderShipping, providers.Faults{}))
+		b.waitState(t, "ship-outage-1", settle, statemachine.OrderCompleted)
+		b.requireEffects(t, "ship-outage-1", map[string]int{"reserve": 1, "charge": 1, "ship": 1})
+	})
+}

@@ -228,7 +228,7 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 	}
 	attempt := r.inst.Attempts[st.Step] + 1
 	policy := st.Retry.WithDefaults()
-	if !st.Compensation && attempt > policy.MaxAttempts {
+	if !st.Compensation && !st.Irreversible && attempt > policy.MaxAttempts {
 		// Attempts were used up by crashes mid-step.
 		return false, r.commitLoop(ctx, st, func() decision {
 			return r.decide(st, outcome{err: errAttemptsUsed, attempt: attempt - 1})

@@ -123,7 +123,7 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 	f.Error(msg)
 	ev.Error = msg
 	policy := st.Retry.WithDefaults()
-	if !st.Compensation && (cls.permanent || policy.Exhausted(out.attempt)) {
+	if !st.Compensation && (cls.permanent || (!st.Irreversible && policy.Exhausted(out.attempt))) {
 		name := st.OnFailure
 		if cls.permanent {
 			f.Declined(st.Step, true)

@@ -69,6 +69,12 @@ type State struct {
 	// up: its attempts are unlimited and a permanent error is retried at the
 	// policy's maximum interval.
 	Compensation bool
+	// Irreversible marks a step whose effect cannot be undone or settled
+	// (a shipment). An attempt without a definite answer may have applied
+	// it, so the step never gives up on retryable failures: it retries,
+	// with capped backoff, until the provider answers definitely. Only a
+	// permanent answer, which says the effect never happened, fails it.
+	Irreversible bool
 	// OnSuccess is the event fired when the step succeeds (or at once when
 	// there is no step).
 	OnSuccess string

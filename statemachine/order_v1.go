@@ -36,8 +36,6 @@ const DefaultQueue = "workflow"
 
 var forwardRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 10 * time.Second, Coefficient: 2, MaxAttempts: 6}
 
-var shipRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 10 * time.Second, Coefficient: 2, MaxAttempts: 8}
-
 var compensationRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 30 * time.Second, Coefficient: 2}
 
 // OrderV1 returns version 1 of the order workflow:
@@ -59,9 +57,9 @@ func OrderV1() *Definition {
 			{Name: OrderCharging, Status: StatusRunning, Step: StepCharge, Retry: forwardRetry,
 				OnSuccess: "charged", OnFailure: "charge_failed", OnExhausted: "charge_unsettled", OnSignal: cancel,
 				Doc: "Charging the customer (key <order_id>:charge). A decline releases the stock; attempts that run out without a definite answer settle and refund the charge, then release; a cancel refunds and releases."},
-			{Name: OrderShipping, Status: StatusRunning, Step: StepShip, Retry: shipRetry,
+			{Name: OrderShipping, Status: StatusRunning, Step: StepShip, Retry: forwardRetry, Irreversible: true,
 				OnSuccess: "shipped", OnFailure: "ship_failed",
-				Doc: "Shipping the reserved stock (key <order_id>:ship). The point of no return: cancel is refused. Failure refunds and releases."},
+				Doc: "Shipping the reserved stock (key <order_id>:ship). The point of no return: cancel is refused, and as a shipment cannot be recalled, retryable failures are retried until the provider answers; a refusal (422) refunds and releases."},
 			{Name: OrderCompleted, Status: StatusCompleted,
 				Doc: "Reserved, charged and shipped. Terminal."},
 			{Name: OrderRefunding, Status: StatusRunning, Step: StepRefund, Retry: compensationRetry, Compensation: true,

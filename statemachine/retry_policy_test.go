@@ -112,7 +112,6 @@ func TestRetryPolicyExhausted(t *testing.T) {
 	}{
 		{RetryPolicy{}, 5},
 		{forwardRetry, 6},
-		{shipRetry, 8},
 		{RetryPolicy{MaxAttempts: 1}, 1},
 	} {
 		for attempt := 1; attempt <= tc.attempts+2; attempt++ {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
@@ -140,6 +141,9 @@ func FuzzDecodeAdvancePayload(f *testing.F) {
 		task := engine.Task{InstanceID: p.OrderID}
 		if h := p.Hint; h != nil {
 			task.Hint = &engine.Hint{Workflow: h.Workflow, Version: h.Version, State: h.State, Rev: h.Rev, Input: h.Input}
+			if h.At > 0 {
+				task.Hint.At = time.UnixMilli(h.At)
+			}
 		}
 		again := roundTrip(t, task)
 		// The input is JSON kept as raw bytes; re-encoding may compact or
