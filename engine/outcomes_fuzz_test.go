@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,7 +104,7 @@ func FuzzEngineOutcomes(f *testing.F) {
 			mode, script = script[0], script[1:]
 		}
 
-		x := &fuzzRun{t: t, id: id, script: script, prov: providers.NewInProcess(), queue: &fuzzQueue{}}
+		x := &fuzzRun{t: t, id: id, script: script, prov: providers.NewInProcess(), queue: &memQueue{}}
 		eng, err := engine.New(engine.Config{Logger: log, Rand: func() float64 { return 0 }},
 			store, reg, x.activities(), x.queue, nil)
 		require.NoError(t, err)
@@ -190,7 +189,7 @@ type fuzzRun struct {
 	id     string
 	script []byte
 	prov   *providers.InProcess
-	queue  *fuzzQueue
+	queue  *memQueue
 	eng    *engine.Engine
 
 	cancelAfter bool  // send a cancel when the running task ends
@@ -264,28 +263,5 @@ func (x *fuzzRun) activities() engine.Activities {
 			}
 		}
 	}
-	return out
-}
-
-// fuzzQueue records the tasks the engine queues; the fuzz target runs them.
-type fuzzQueue struct {
-	mu    sync.Mutex
-	tasks []engine.Task
-}
-
-func (q *fuzzQueue) Enqueue(_ context.Context, t engine.Task) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.tasks = append(q.tasks, t)
-	return nil
-}
-
-func (q *fuzzQueue) Waiting(context.Context, string, string) (bool, error) { return false, nil }
-
-func (q *fuzzQueue) take() []engine.Task {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.tasks
-	q.tasks = nil
 	return out
 }
