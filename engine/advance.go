@@ -66,7 +66,7 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 		r.inst = &statemachine.Instance{
 			ID: id, Workflow: h.Workflow, Version: h.Version, State: h.State, Status: statemachine.StatusRunning,
 			Rev: h.Rev, Input: h.Input,
-			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Results: map[string]string{},
+			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: map[string]statemachine.RetryPolicy{}, Results: map[string]string{},
 		}
 		r.acquire = true
 	} else if err := r.claim(ctx); err != nil || r.inst == nil {
@@ -227,7 +227,7 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 		}
 	}
 	attempt := r.inst.Attempts[st.Step] + 1
-	policy := st.Retry.WithDefaults()
+	policy := r.inst.PolicyOf(st.Step, st.Retry)
 	if !st.Compensation && !st.Irreversible && attempt > policy.MaxAttempts {
 		// Attempts were used up by crashes mid-step.
 		return false, r.commitLoop(ctx, st, func() decision {

@@ -122,7 +122,7 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 	msg := out.err.Error()
 	f.Error(msg)
 	ev.Error = msg
-	policy := st.Retry.WithDefaults()
+	policy := r.inst.PolicyOf(st.Step, st.Retry)
 	if !st.Compensation && (cls.permanent || (!st.Irreversible && policy.Exhausted(out.attempt))) {
 		name := st.OnFailure
 		if cls.permanent {
@@ -199,6 +199,7 @@ func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fi
 	}
 	begins := false
 	if next.Step != "" {
+		c.Fields.Policy(next.Step, next.Retry)
 		if r.def.QueueOf(next) == r.queue && !r.e.stopping.Load() {
 			c.Fields.Attempt(next.Step, 1)
 			begins = true

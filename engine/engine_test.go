@@ -450,3 +450,36 @@ func TestEarlyRetryTaskWaitsForTheRetry(t *testing.T) {
 		require.Equal(t, 2, in.Attempts[statemachine.StepCharge])
 	})
 }
+
+// Each step's retry policy is written into the record when the step starts,
+// and the record's policy is the one the engine follows.
+func TestRetryPolicyLivesInTheRecord(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		var calls atomic.Int32
+		b := setup(t, r, setupOpts{activities: func(a engine.Activities) engine.Activities {
+			a[statemachine.StepCharge] = func(context.Context, *statemachine.Instance) (map[string]string, error) {
+				calls.Add(1)
+				return nil, &providers.Error{Provider: "payment", Op: "charge", Status: 429}
+			}
+			return a
+		}})
+		b.start(t, "o1")
+		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		in := b.load(t, "o1")
+		d, _ := b.reg.Default(statemachine.OrderWorkflow)
+		charging, _ := d.State(statemachine.OrderCharging)
+		require.Equal(t, charging.Retry.WithDefaults(), in.Policies[statemachine.StepCharge], "the record holds the policy")
+		require.Contains(t, in.Policies, statemachine.StepReserve)
+
+		// Tighten the policy in the record: the engine follows it.
+		var f statemachine.Fields
+		f.Policy(statemachine.StepCharge, statemachine.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Coefficient: 1, MaxAttempts: 2})
+		_, err := b.store.Apply(context.Background(), statemachine.Change{ID: "o1", ExpectState: in.State, ExpectRev: in.Rev,
+			Lease: statemachine.LeaseIgnore, KeepLease: true, State: in.State, Status: in.Status, Fields: f})
+		require.NoError(t, err)
+		b.drain(t)
+		require.Equal(t, statemachine.OrderFailed, b.load(t, "o1").State)
+		require.EqualValues(t, 2, calls.Load(), "two attempts, as the record's policy says")
+	})
+}

@@ -28,6 +28,7 @@ const (
 	prefixAttempt  = "a:"
 	prefixDeclined = "x:"
 	prefixResult   = "r:"
+	prefixPolicy   = "p:"
 )
 
 // maxErrorLen bounds the last error kept in the record; the history keeps
@@ -67,6 +68,9 @@ type Instance struct {
 	// Declined marks steps that got a permanent answer: their effect never
 	// happened.
 	Declined map[string]bool
+	// Policies holds the retry policy each step runs under, written when
+	// the step starts, so the record says how the step is retried.
+	Policies map[string]RetryPolicy
 	// Results holds step results, such as reservation_id.
 	Results map[string]string
 	// Input is the instance's input (the order request), as JSON.
@@ -102,6 +106,7 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		Signals:     map[string]bool{},
 		Attempts:    map[string]int{},
 		Declined:    map[string]bool{},
+		Policies:    map[string]RetryPolicy{},
 		Results:     map[string]string{},
 	}
 	for k, v := range h {
@@ -232,7 +237,28 @@ func (in *Instance) setStepField(k, v string) {
 		in.Declined[k[len(prefixDeclined):]] = v == "1"
 	case strings.HasPrefix(k, prefixResult):
 		in.Results[k[len(prefixResult):]] = v
+	case strings.HasPrefix(k, prefixPolicy):
+		if p, err := ParseRetryPolicy(v); err == nil {
+			if in.Policies == nil {
+				in.Policies = map[string]RetryPolicy{}
+			}
+			in.Policies[k[len(prefixPolicy):]] = p
+		}
 	}
+}
+
+// Policy records the retry policy step runs under.
+func (f *Fields) Policy(step string, p RetryPolicy) {
+	*f = append(*f, prefixPolicy+step, p.WithDefaults().String())
+}
+
+// PolicyOf returns the retry policy step runs under: the one in the record,
+// or def when the record has none.
+func (in *Instance) PolicyOf(step string, def RetryPolicy) RetryPolicy {
+	if p, ok := in.Policies[step]; ok {
+		return p
+	}
+	return def.WithDefaults()
 }
 
 // InDoubt reports whether step may have applied its effect without the

@@ -2,8 +2,11 @@ package statemachine
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,4 +50,37 @@ func (p RetryPolicy) Backoff(attempt int, rnd func() float64) time.Duration {
 // Exhausted reports whether attempt was the last one allowed.
 func (p RetryPolicy) Exhausted(attempt int) bool {
 	return attempt >= p.WithDefaults().MaxAttempts
+}
+
+// String renders the policy compactly, as kept in an instance record:
+// "initial,max,coefficient,max-attempts", for example "200ms,10s,2,6". The
+// jitter is always full.
+func (p RetryPolicy) String() string {
+	return fmt.Sprintf("%s,%s,%g,%d", p.InitialInterval, p.MaxInterval, p.Coefficient, p.MaxAttempts)
+}
+
+// ParseRetryPolicy reads what String wrote.
+func ParseRetryPolicy(s string) (RetryPolicy, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return RetryPolicy{}, fmt.Errorf("retry policy %q: want initial,max,coefficient,max-attempts", s)
+	}
+	var p RetryPolicy
+	var err error
+	if p.InitialInterval, err = time.ParseDuration(parts[0]); err != nil {
+		return RetryPolicy{}, fmt.Errorf("retry policy %q: %w", s, err)
+	}
+	if p.MaxInterval, err = time.ParseDuration(parts[1]); err != nil {
+		return RetryPolicy{}, fmt.Errorf("retry policy %q: %w", s, err)
+	}
+	if p.Coefficient, err = strconv.ParseFloat(parts[2], 64); err != nil {
+		return RetryPolicy{}, fmt.Errorf("retry policy %q: %w", s, err)
+	}
+	if p.MaxAttempts, err = strconv.Atoi(parts[3]); err != nil {
+		return RetryPolicy{}, fmt.Errorf("retry policy %q: %w", s, err)
+	}
+	if p.InitialInterval <= 0 || p.MaxInterval <= 0 || p.Coefficient <= 0 || p.MaxAttempts <= 0 {
+		return RetryPolicy{}, fmt.Errorf("retry policy %q: every part must be positive", s)
+	}
+	return p, nil
 }

@@ -119,3 +119,17 @@ func TestRetryPolicyExhausted(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryPolicyStringRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, p := range []RetryPolicy{forwardRetry, compensationRetry.WithDefaults(), RetryPolicy{}.WithDefaults(),
+		{InitialInterval: 1500 * time.Microsecond, MaxInterval: time.Hour, Coefficient: 1.5, MaxAttempts: 100}} {
+		got, err := ParseRetryPolicy(p.String())
+		require.NoError(t, err, p.String())
+		require.Equal(t, p, got)
+	}
+	for _, bad := range []string{"", "1s,2s,2", "x,2s,2,3", "1s,x,2,3", "1s,2s,x,3", "1s,2s,2,x", "0s,2s,2,3", "1s,2s,2,0"} {
+		_, err := ParseRetryPolicy(bad)
+		require.Error(t, err, bad)
+	}
+}
