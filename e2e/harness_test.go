@@ -79,7 +79,7 @@ func setup(t *testing.T, r *redistest.Instance, o options) *testBundle {
 	if !o.noWorker {
 		b.startWorker(t, o)
 	}
-	b.api, err = server.StartAPI(conn, server.APIConfig{Listen: "127.0.0.1:0", Logger: log}, nil)
+	b.api, err = server.StartAPI(conn, server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: fastOrderRegistry()}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.api.Shutdown(context.Background()) })
 	return b

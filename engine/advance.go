@@ -63,6 +63,8 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 	}
 	r.hint = opt.Hint
 	if h := opt.Hint; h != nil && h.Rev > 0 && h.State != "" && h.Workflow != "" {
+		// A first task's instance holds its definition's policies, as
+		// written at creation (the version is pinned).
 		r.inst = &statemachine.Instance{
 			ID: id, Workflow: h.Workflow, Version: h.Version, State: h.State, Status: statemachine.StatusRunning,
 			Rev: h.Rev, Input: h.Input,

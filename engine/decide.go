@@ -199,7 +199,6 @@ func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fi
 	}
 	begins := false
 	if next.Step != "" {
-		c.Fields.Policy(next.Step, next.Retry)
 		if r.def.QueueOf(next) == r.queue && !r.e.stopping.Load() {
 			c.Fields.Attempt(next.Step, 1)
 			begins = true

@@ -451,8 +451,8 @@ func TestEarlyRetryTaskWaitsForTheRetry(t *testing.T) {
 	})
 }
 
-// Each step's retry policy is written into the record when the step starts,
-// and the record's policy is the one the engine follows.
+// Each step's retry policy is written into the record when the order is
+// created, and the record's policy is the one the engine follows.
 func TestRetryPolicyLivesInTheRecord(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
@@ -474,7 +474,9 @@ func TestRetryPolicyLivesInTheRecord(t *testing.T) {
 
 		// Tighten the policy in the record: the engine follows it.
 		var f statemachine.Fields
-		f.Policy(statemachine.StepCharge, statemachine.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Coefficient: 1, MaxAttempts: 2})
+		tight := in.Policies
+		tight[statemachine.StepCharge] = statemachine.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Coefficient: 1, MaxAttempts: 2}
+		f.Policies(tight)
 		_, err := b.store.Apply(context.Background(), statemachine.Change{ID: "o1", ExpectState: in.State, ExpectRev: in.Rev,
 			Lease: statemachine.LeaseIgnore, KeepLease: true, State: in.State, Status: in.Status, Fields: f})
 		require.NoError(t, err)

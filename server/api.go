@@ -39,6 +39,10 @@ type APIConfig struct {
 	Engine engine.Config
 	// Store configures retention.
 	Store statemachine.StoreConfig
+	// Registry holds the workflow versions new orders start under (and
+	// whose retry policies they record). Default
+	// statemachine.NewOrderRegistry().
+	Registry *statemachine.Registry
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -97,7 +101,11 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 	cfg.API.Logger = cfg.Logger
 	cfg.Engine.Logger = cfg.Logger
 	store := statemachine.NewStore(conn.Client, cfg.Store)
-	eng, err := engine.New(cfg.Engine, store, statemachine.NewOrderRegistry(), nil, tasks.NewQueue(conn.Client, tasks.QueueConfig{}), nil)
+	registry := cfg.Registry
+	if registry == nil {
+		registry = statemachine.NewOrderRegistry()
+	}
+	eng, err := engine.New(cfg.Engine, store, registry, nil, tasks.NewQueue(conn.Client, tasks.QueueConfig{}), nil)
 	if err != nil {
 		store.Close()
 		return nil, err

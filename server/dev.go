@@ -104,6 +104,7 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 	cfg.API.Logger = cfg.Logger.With("component", "api")
 	cfg.API.Engine.PickupGrace = cfg.Worker.Engine.PickupGrace
 	cfg.API.Store = cfg.Worker.Store
+	cfg.API.Registry = cfg.Worker.Registry
 	if d.api, err = StartAPI(d.conn, cfg.API, reg); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package statemachine
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,12 +24,12 @@ const (
 	fieldTask        = "tk"
 	fieldError       = "err"
 	fieldReason      = "rsn"
+	fieldPolicies    = "pol"
 
 	prefixSignal   = "s:"
 	prefixAttempt  = "a:"
 	prefixDeclined = "x:"
 	prefixResult   = "r:"
-	prefixPolicy   = "p:"
 )
 
 // maxErrorLen bounds the last error kept in the record; the history keeps
@@ -68,8 +69,9 @@ type Instance struct {
 	// Declined marks steps that got a permanent answer: their effect never
 	// happened.
 	Declined map[string]bool
-	// Policies holds the retry policy each step runs under, written when
-	// the step starts, so the record says how the step is retried.
+	// Policies holds the retry policy of each step, written into the record
+	// when the instance is created, so the record says how every step is
+	// retried.
 	Policies map[string]RetryPolicy
 	// Results holds step results, such as reservation_id.
 	Results map[string]string
@@ -114,6 +116,7 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 			in.setStepField(k, v)
 		}
 	}
+	in.Policies = parsePolicies(h[fieldPolicies])
 	if created != "" {
 		if ev, err := decodeEvent(created); err == nil {
 			in.Input = ev.Detail
@@ -237,19 +240,57 @@ func (in *Instance) setStepField(k, v string) {
 		in.Declined[k[len(prefixDeclined):]] = v == "1"
 	case strings.HasPrefix(k, prefixResult):
 		in.Results[k[len(prefixResult):]] = v
-	case strings.HasPrefix(k, prefixPolicy):
-		if p, err := ParseRetryPolicy(v); err == nil {
-			if in.Policies == nil {
-				in.Policies = map[string]RetryPolicy{}
-			}
-			in.Policies[k[len(prefixPolicy):]] = p
-		}
 	}
 }
 
-// Policy records the retry policy step runs under.
-func (f *Fields) Policy(step string, p RetryPolicy) {
-	*f = append(*f, prefixPolicy+step, p.WithDefaults().String())
+// Policies replaces the retry policies of the instance's steps.
+func (f *Fields) Policies(ps map[string]RetryPolicy) {
+	*f = append(*f, fieldPolicies, encodePolicies(ps))
+}
+
+// StepPolicies returns the retry policy of every step of d.
+func StepPolicies(d *Definition) map[string]RetryPolicy {
+	out := map[string]RetryPolicy{}
+	for _, s := range d.States {
+		if s.Step != "" {
+			out[s.Step] = s.Retry.WithDefaults()
+		}
+	}
+	return out
+}
+
+// encodePolicies renders policies as "step=policy;step=policy", sorted.
+func encodePolicies(ps map[string]RetryPolicy) string {
+	steps := make([]string, 0, len(ps))
+	for s := range ps {
+		steps = append(steps, s)
+	}
+	sort.Strings(steps)
+	var b strings.Builder
+	for i, s := range steps {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(s)
+		b.WriteByte('=')
+		b.WriteString(ps[s].WithDefaults().String())
+	}
+	return b.String()
+}
+
+// parsePolicies reads what encodePolicies wrote, skipping what it cannot.
+func parsePolicies(s string) map[string]RetryPolicy {
+	out := map[string]RetryPolicy{}
+	for _, part := range strings.Split(s, ";") {
+		step, p, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		if rp, err := ParseRetryPolicy(p); err == nil {
+			out[step] = rp
+		}
+	}
+	return out
 }
 
 // PolicyOf returns the retry policy step runs under: the one in the record,

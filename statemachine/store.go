@@ -114,7 +114,8 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	args := []any{n.Fingerprint, ev,
 		fieldWorkflow, n.Definition.Name, fieldVersion, n.Definition.Version, fieldState, n.Definition.Initial,
 		fieldStatus, string(StatusRunning), fieldRev, 1, fieldFingerprint, n.Fingerprint,
-		fieldCreated, ct, fieldUpdated, ct, fieldTask, n.Task}
+		fieldCreated, ct, fieldUpdated, ct, fieldTask, n.Task,
+		fieldPolicies, encodePolicies(StepPolicies(n.Definition))}
 	var cmd *redis.Cmd
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmd = s.sc.create.EvalSha(ctx, p, []string{RecordKey(n.ID), HistoryKey(n.ID)}, args...)

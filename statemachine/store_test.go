@@ -299,7 +299,7 @@ func TestStoreCreate(t *testing.T) {
 		require.Equal(t, &Instance{
 			ID: "o1", Workflow: OrderWorkflow, Version: 1, State: OrderPending, Status: StatusRunning,
 			Rev: 1, Created: created, Updated: created, Fingerprint: "fp:o1", Task: "task:o1",
-			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: map[string]RetryPolicy{}, Results: map[string]string{},
+			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: StepPolicies(b.def), Results: map[string]string{},
 			Input: input("o1"),
 		}, in, "a created instance is visible at once")
 
