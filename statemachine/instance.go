@@ -1,7 +1,8 @@
 package statemachine
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,12 +25,12 @@ const (
 	fieldTask        = "tk"
 	fieldError       = "err"
 	fieldReason      = "rsn"
-	fieldPolicies    = "pol"
 
 	prefixSignal   = "s:"
 	prefixAttempt  = "a:"
 	prefixDeclined = "x:"
 	prefixResult   = "r:"
+	prefixPolicy   = "p:"
 )
 
 // maxErrorLen bounds the last error kept in the record; the history keeps
@@ -116,7 +117,6 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 			in.setStepField(k, v)
 		}
 	}
-	in.Policies = parsePolicies(h[fieldPolicies])
 	if created != "" {
 		if ev, err := decodeEvent(created); err == nil {
 			in.Input = ev.Detail
@@ -240,12 +240,23 @@ func (in *Instance) setStepField(k, v string) {
 		in.Declined[k[len(prefixDeclined):]] = v == "1"
 	case strings.HasPrefix(k, prefixResult):
 		in.Results[k[len(prefixResult):]] = v
+	case strings.HasPrefix(k, prefixPolicy):
+		if p, err := ParseRetryPolicy(v); err == nil {
+			if in.Policies == nil {
+				in.Policies = map[string]RetryPolicy{}
+			}
+			in.Policies[k[len(prefixPolicy):]] = p
+		}
 	}
 }
 
-// Policies replaces the retry policies of the instance's steps.
+// Policies sets the retry policies of the instance's steps, one short field
+// per step (a value over 64 bytes would cost the record Redis's compact
+// encoding).
 func (f *Fields) Policies(ps map[string]RetryPolicy) {
-	*f = append(*f, fieldPolicies, encodePolicies(ps))
+	for _, step := range slices.Sorted(maps.Keys(ps)) {
+		*f = append(*f, prefixPolicy+step, ps[step].WithDefaults().String())
+	}
 }
 
 // StepPolicies returns the retry policy of every step of d.
@@ -254,40 +265,6 @@ func StepPolicies(d *Definition) map[string]RetryPolicy {
 	for _, s := range d.States {
 		if s.Step != "" {
 			out[s.Step] = s.Retry.WithDefaults()
-		}
-	}
-	return out
-}
-
-// encodePolicies renders policies as "step=policy;step=policy", sorted.
-func encodePolicies(ps map[string]RetryPolicy) string {
-	steps := make([]string, 0, len(ps))
-	for s := range ps {
-		steps = append(steps, s)
-	}
-	sort.Strings(steps)
-	var b strings.Builder
-	for i, s := range steps {
-		if i > 0 {
-			b.WriteByte(';')
-		}
-		b.WriteString(s)
-		b.WriteByte('=')
-		b.WriteString(ps[s].WithDefaults().String())
-	}
-	return b.String()
-}
-
-// parsePolicies reads what encodePolicies wrote, skipping what it cannot.
-func parsePolicies(s string) map[string]RetryPolicy {
-	out := map[string]RetryPolicy{}
-	for _, part := range strings.Split(s, ";") {
-		step, p, ok := strings.Cut(part, "=")
-		if !ok {
-			continue
-		}
-		if rp, err := ParseRetryPolicy(p); err == nil {
-			out[step] = rp
 		}
 	}
 	return out

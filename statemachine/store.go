@@ -114,8 +114,12 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	args := []any{n.Fingerprint, ev,
 		fieldWorkflow, n.Definition.Name, fieldVersion, n.Definition.Version, fieldState, n.Definition.Initial,
 		fieldStatus, string(StatusRunning), fieldRev, 1, fieldFingerprint, n.Fingerprint,
-		fieldCreated, ct, fieldUpdated, ct, fieldTask, n.Task,
-		fieldPolicies, encodePolicies(StepPolicies(n.Definition))}
+		fieldCreated, ct, fieldUpdated, ct, fieldTask, n.Task}
+	var policies Fields
+	policies.Policies(StepPolicies(n.Definition))
+	for _, f := range policies {
+		args = append(args, f)
+	}
 	var cmd *redis.Cmd
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmd = s.sc.create.EvalSha(ctx, p, []string{RecordKey(n.ID), HistoryKey(n.ID)}, args...)
