@@ -56,7 +56,7 @@ type Config struct {
 	// Scaling lists the worker process counts to run. Default 1, 2, 4.
 	Scaling []int
 	// Rounds splits the throughput comparison into alternating rounds of
-	// the two modes. Default 3.
+	// the two modes. Default 5.
 	Rounds int
 	// ScalingLatency is the provider latency of the scaling runs, so that a
 	// worker waits on its providers as real ones do. Default 5ms.
@@ -81,7 +81,7 @@ func (c Config) WithDefaults() Config {
 	c.IdleWindow = cmp.Or(c.IdleWindow, 5*time.Second)
 	c.APIDuration = cmp.Or(c.APIDuration, 5*time.Second)
 	c.APIConnections = cmp.Or(c.APIConnections, 32)
-	c.Rounds = cmp.Or(c.Rounds, 3)
+	c.Rounds = cmp.Or(c.Rounds, 5)
 	c.ScalingLatency = cmp.Or(c.ScalingLatency, 5*time.Millisecond)
 	if len(c.Scaling) == 0 {
 		c.Scaling = []int{1, 2, 4}

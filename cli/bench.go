@@ -20,7 +20,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	idle := fs.Int("idle-samples", 50, "orders sent one at a time for idle latency")
 	apiDur := fs.Duration("api-duration", 5*time.Second, "how long to load POST /v1/orders")
 	scaling := fs.String("scaling", "1,2,4", "worker process counts to run")
-	rounds := fs.Int("rounds", 3, "alternating rounds of the orderflow/chain comparison")
+	rounds := fs.Int("rounds", 5, "alternating rounds of the orderflow/chain comparison")
 	out := fs.String("out", "", "markdown file to write the results into (between its bench markers)")
 	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes")
 	if err := parseFlags(fs, args); err != nil {
