@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/internal/redistest"
+	"github.com/orderflow/orderflow/internal/syncbuf"
 )
 
 // The tests below run the long-running commands until their context is
@@ -25,7 +26,7 @@ const startTimeout = 20 * time.Second
 // running is a command running in a goroutine.
 type running struct {
 	t              *testing.T
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	cancel         context.CancelFunc
 	done           chan int
 }
@@ -35,7 +36,7 @@ type running struct {
 func start(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	r := &running{t: t, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() { r.done <- Main(ctx, args, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -50,7 +51,7 @@ func start(t *testing.T, args ...string) *running {
 
 // waitFor waits until out matches re and returns the first submatch (or the
 // match). It fails if the command exits first.
-func (r *running) waitFor(out *syncBuffer, re *regexp.Regexp) string {
+func (r *running) waitFor(out *syncbuf.Buffer, re *regexp.Regexp) string {
 	r.t.Helper()
 	deadline := time.After(startTimeout)
 	tick := time.NewTicker(10 * time.Millisecond)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/internal/syncbuf"
 )
 
 var (
@@ -52,14 +53,14 @@ func orderflowBinary(t testing.TB) string {
 type process struct {
 	t   testing.TB
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *syncbuf.Buffer
 	end chan struct{}
 }
 
 // startProcess runs `orderflow <args>` and stops it at the end of the test.
 func startProcess(t testing.TB, args ...string) *process {
 	t.Helper()
-	p := &process{t: t, out: &syncBuffer{}, end: make(chan struct{})}
+	p := &process{t: t, out: &syncbuf.Buffer{}, end: make(chan struct{})}
 	p.cmd = exec.Command(orderflowBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start())
@@ -91,22 +92,4 @@ func (p *process) signal(s syscall.Signal) {
 func (p *process) exitCode() int {
 	<-p.end
 	return p.cmd.ProcessState.ExitCode()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
