@@ -21,6 +21,11 @@ type StartRequest struct {
 	// Fingerprint identifies the input; a second Start with the same ID and
 	// fingerprint is a replay.
 	Fingerprint string
+	// KeyHash, when set, is the hash of the caller-scoped Idempotency-Key the
+	// instance was created under (statemachine.HashIdempotencyKey). It is
+	// kept in the record (field "ik") so that an audit can find two
+	// instances made under one key.
+	KeyHash string
 }
 
 // StartResult says what Start did.
@@ -55,7 +60,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 		return StartResult{}, fmt.Errorf("queueing first task: %w", err)
 	}
 	cr, err := e.store.Create(ctx, statemachine.NewInstance{
-		ID: req.ID, Definition: def, Fingerprint: req.Fingerprint, Input: req.Input, Task: taskID,
+		ID: req.ID, Definition: def, Fingerprint: req.Fingerprint, KeyHash: req.KeyHash, Input: req.Input, Task: taskID,
 		Due: now.Add(e.cfg.PickupGrace),
 	})
 	if err != nil {

@@ -25,6 +25,8 @@ const (
 	fieldTask        = "tk"
 	fieldError       = "err"
 	fieldReason      = "rsn"
+	fieldKeyHash     = "ik"
+	fieldIncarnation = "inc"
 
 	prefixSignal   = "s:"
 	prefixAttempt  = "a:"
@@ -51,6 +53,14 @@ type Instance struct {
 	Updated time.Time
 	// Fingerprint identifies the input, for replay detection.
 	Fingerprint string
+	// KeyHash is the hash of the caller-scoped Idempotency-Key the instance
+	// was created under, or "".
+	KeyHash string
+	// Incarnation counts the instances that have carried this ID: 1 for
+	// the first, more when the ID was reused after an earlier instance
+	// expired. It makes the provider keys of each incarnation distinct
+	// (see KeyPrefix).
+	Incarnation int
 	// LeaseToken and LeaseUntil describe the engine's lease, if any.
 	LeaseToken string
 	LeaseUntil time.Time
@@ -100,6 +110,8 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		Created:     fromMicros(h[fieldCreated]),
 		Updated:     fromMicros(h[fieldUpdated]),
 		Fingerprint: h[fieldFingerprint],
+		KeyHash:     h[fieldKeyHash],
+		Incarnation: max(atoi(h[fieldIncarnation]), 1),
 		LeaseToken:  h[fieldLeaseToken],
 		LeaseUntil:  fromMillis(h[fieldLeaseUntil]),
 		NextAt:      fromMillis(h[fieldNextAt]),
@@ -286,4 +298,49 @@ func (in *Instance) PolicyOf(step string, def RetryPolicy) RetryPolicy {
 // learn its result) before undoing it.
 func (in *Instance) InDoubt(step, resultKey string) bool {
 	return in.Results[resultKey] == "" && in.Attempts[step] > 0 && !in.Declined[step]
+}
+
+// IncarnationMark separates an instance ID from its incarnation in the
+// prefix of provider idempotency keys. It is not allowed in IDs, so a key
+// parses back unambiguously.
+const IncarnationMark = "~"
+
+// KeyPrefix is what every provider idempotency key of the instance starts
+// with: its ID for the first incarnation, "<id>~<n>" for a later one, so a
+// reused ID never meets the answers its earlier instance got. The keys are
+// "<prefix>:<operation>" (PROVIDERS.md).
+func (in *Instance) KeyPrefix() string { return KeyPrefix(in.ID, in.Incarnation) }
+
+// KeyPrefix returns the key prefix of incarnation n of instance id.
+func KeyPrefix(id string, n int) string {
+	if n <= 1 {
+		return id
+	}
+	return id + IncarnationMark + strconv.Itoa(n)
+}
+
+// KeyIncarnation returns the incarnation a provider idempotency key of
+// instance id belongs to: 1 for "<id>:<op>...", n for "<id>~<n>:<op>...",
+// and 0 when the key is not one of id's.
+func KeyIncarnation(id, key string) int {
+	rest, ok := strings.CutPrefix(key, id)
+	if !ok {
+		return 0
+	}
+	if strings.HasPrefix(rest, ":") {
+		return 1
+	}
+	num, ok := strings.CutPrefix(rest, IncarnationMark)
+	if !ok {
+		return 0
+	}
+	digits, _, ok := strings.Cut(num, ":")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 2 {
+		return 0
+	}
+	return n
 }

@@ -74,6 +74,9 @@ type NewInstance struct {
 	ID          string
 	Definition  *Definition
 	Fingerprint string
+	// KeyHash is the hash of the Idempotency-Key the instance was created
+	// under, or "" (field "ik").
+	KeyHash string
 	// Input is the instance's input as JSON; it is kept in the "created"
 	// history event.
 	Input []byte
@@ -119,6 +122,9 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	policies.Policies(StepPolicies(n.Definition))
 	for _, f := range policies {
 		args = append(args, f)
+	}
+	if n.KeyHash != "" {
+		args = append(args, fieldKeyHash, n.KeyHash)
 	}
 	var cmd *redis.Cmd
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
