@@ -11,6 +11,7 @@ import (
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // workerFlags are the settings of a worker (worker, dev).
@@ -60,6 +61,23 @@ func (w *workerFlags) config() (server.WorkerConfig, error) {
 	c.Engine.ReaperInterval = w.reaperInterval
 	c.Store.Retention = w.retention
 	return c, nil
+}
+
+// durabilityFlag is --durability, for the processes that write orders (api,
+// worker, dev).
+type durabilityFlag struct{ value string }
+
+func (d *durabilityFlag) register(fs *flag.FlagSet, def string) {
+	fs.StringVar(&d.value, "durability", def, "how sure a Redis write must be before an effect follows it or an order is acknowledged: "+
+		"none, fsync (check that Redis runs appendfsync always; warn otherwise) or replicas=N (WAIT, or WAITAOF on Redis 7.2+, for N replicas)")
+}
+
+func (d *durabilityFlag) config() (statemachine.Durability, error) {
+	v, err := statemachine.ParseDurability(d.value)
+	if err != nil {
+		return v, usageError{fmt.Errorf("--durability: %w", err)}
+	}
+	return v, nil
 }
 
 // providerFlags are the provider URLs of a worker.

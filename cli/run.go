@@ -25,11 +25,13 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	var p providerFlags
 	var s simFlags
 	var l logFlags
+	var dur durabilityFlag
 	a.register(fs)
 	w.register(fs)
 	p.register(fs)
 	s.register(fs)
 	l.register(fs, "text")
+	dur.register(fs, "none")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -39,6 +41,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	}
 	wc, err := w.config()
 	if err != nil {
+		return err
+	}
+	if wc.Store.Durability, err = dur.config(); err != nil {
 		return err
 	}
 	sc, err := s.config()
@@ -78,9 +83,11 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	var r redisFlags
 	var a apiFlags
 	var l logFlags
+	var dur durabilityFlag
 	r.register(fs)
 	a.register(fs)
 	l.register(fs, "json")
+	dur.register(fs, "fsync")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -95,6 +102,9 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Store.Durability, err = dur.config(); err != nil {
+		return err
+	}
 	conn, err := r.open(ctx, 0)
 	if err != nil {
 		return err
@@ -102,6 +112,7 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	defer conn.Close()
 	cfg.Logger = log
 	cfg.Store.Retention = *retention
+	server.CheckDurability(ctx, conn.Client, cfg.Store.Durability, log)
 	p, err := server.StartAPI(conn, cfg, newRegistry())
 	if err != nil {
 		return err
@@ -117,10 +128,12 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	var w workerFlags
 	var p providerFlags
 	var l logFlags
+	var dur durabilityFlag
 	r.register(fs)
 	w.register(fs)
 	p.register(fs)
 	l.register(fs, "json")
+	dur.register(fs, "fsync")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -130,6 +143,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	wc, err := w.config()
 	if err != nil {
+		return err
+	}
+	if wc.Store.Durability, err = dur.config(); err != nil {
 		return err
 	}
 	wc.Logger = log

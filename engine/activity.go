@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/orderflow/orderflow/providers"
@@ -34,11 +36,19 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Permanent wraps err so the engine does not retry it.
 func Permanent(err error) error { return &PermanentError{Err: err} }
 
-// classify tells how the engine treats an activity error.
+// classification tells how the engine treats an activity error.
 type classification struct {
-	permanent  bool
-	ambiguous  bool
-	retryAfter time.Duration
+	// permanent: a decline, which says nothing was applied. Only a decline
+	// settles a step as failed; every other answer is retried.
+	permanent bool
+	// ambiguous: the effect may exist.
+	ambiguous bool
+	// unexpected: a provider answer the contract does not name (a 401 after
+	// a credential rotation, a gateway 404): retried, logged and counted.
+	unexpected bool
+	// provider and status name an unexpected answer in the metric.
+	provider, status string
+	retryAfter       time.Duration
 }
 
 func classify(err error) classification {
@@ -48,10 +58,28 @@ func classify(err error) classification {
 	}
 	var prov *providers.Error
 	if errors.As(err, &prov) {
-		return classification{permanent: prov.Permanent(), ambiguous: prov.Ambiguous(), retryAfter: prov.RetryAfter}
+		c := classification{permanent: prov.Permanent(), ambiguous: prov.Ambiguous(), retryAfter: prov.RetryAfter}
+		if !c.permanent && prov.Status != 0 && isUnexpectedStatus(prov) {
+			c.unexpected, c.provider, c.status = true, prov.Provider, strconv.Itoa(prov.Status)
+		}
+		return c
 	}
 	// Anything else (a timeout, a panic, a bug) may have left an effect.
 	return classification{ambiguous: true}
+}
+
+// isUnexpectedStatus reports an answer that is neither a success, a decline,
+// "still in progress", nor one of the retryable statuses (408, 429, 5xx).
+func isUnexpectedStatus(e *providers.Error) bool {
+	switch {
+	case e.Status >= 200 && e.Status < 300, e.Status >= 500:
+		return false
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests:
+		return false
+	case e.Status == http.StatusConflict && e.Code == "idempotency_key_in_use":
+		return false
+	}
+	return true
 }
 
 // callActivity runs an activity and turns a panic into an error.

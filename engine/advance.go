@@ -75,10 +75,9 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 		return err
 	}
 	err := r.loop(ctx)
-	if err != nil && r.holding {
-		// Let another attempt take over at once rather than after the lease.
-		r.release()
-	}
+	// Whatever ended the run, it gives the lease up: another task, or the
+	// reaper, takes over at once rather than after the lease runs out.
+	r.release()
 	return err
 }
 
@@ -86,10 +85,14 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 // is nothing to do.
 func (r *run) claim(ctx context.Context) error {
 	for wait := 2 * time.Millisecond; ; wait *= 2 {
-		inst, err := r.e.store.Claim(ctx, r.id, r.token, r.e.store.Now().Add(r.e.cfg.Lease))
+		until := r.e.store.Now().Add(r.e.cfg.Lease)
+		inst, err := r.e.store.Claim(ctx, r.id, r.token, until)
 		switch {
 		case err == nil:
 			r.inst, r.acquire, r.holding, r.begun = inst, false, true, false
+			// Redis judges the lease by its own clock; this run keeps its
+			// view on the local clock, which is what it renews by.
+			r.inst.LeaseUntil = until
 			r.working()
 			return nil
 		case errors.Is(err, statemachine.ErrNotFound) && r.hint != nil && r.e.store.Now().Sub(r.hint.At) < r.e.cfg.FirstTaskGrace:
@@ -132,9 +135,10 @@ func (r *run) loop(ctx context.Context) error {
 			return fmt.Errorf("advancing %s: unknown state %q in %s", r.id, r.inst.State, r.def.Key())
 		}
 		if st.Terminal() {
-			if r.holding {
-				r.release()
-			}
+			return nil
+		}
+		if r.inst.DeadLetter != "" {
+			// Parked for an operator (see deadletter.go).
 			return nil
 		}
 		if sig, ev := pendingSignal(st, r.inst); ev != "" {
@@ -151,7 +155,6 @@ func (r *run) loop(ctx context.Context) error {
 		if st.Step == "" {
 			if st.OnSuccess == "" {
 				// A waiting state: a signal moves it on.
-				r.release()
 				return nil
 			}
 			if err := r.commitLoop(ctx, st, func() decision {
@@ -186,19 +189,24 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		}
 		out := r.runStep(ctx, st)
-		var plan *retryPlan
-		if err := r.commitLoop(ctx, st, func() decision {
-			d := r.decide(st, out)
-			plan = d.plan
+		var d decision
+		applied, err := r.commitLoopApplied(ctx, st, func() decision {
+			d = r.decide(st, out)
 			return d
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 		if r.inst == nil {
 			return nil
 		}
-		if plan != nil {
-			return r.scheduleRetry(ctx, st, plan)
+		// A retry planned for a write that lost is dropped: the instance
+		// moved on, and the loop carries on from where it really is.
+		if applied && d.plan != nil {
+			return r.scheduleRetry(ctx, st, d.plan)
+		}
+		if applied && d.parked {
+			return r.parked(ctx, st)
 		}
 	}
 }
@@ -213,11 +221,7 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 		if wait > maxInlineWait {
 			t := Task{InstanceID: r.id, Queue: r.queue, Delay: wait,
 				TaskID: fmt.Sprintf("adv:%s:%d:due:%d", r.id, r.inst.Rev, r.inst.NextAt.UnixMilli())}
-			if err := r.e.queue.Enqueue(ctx, t); err != nil {
-				return true, err
-			}
-			r.release()
-			return true, nil
+			return true, r.handoffTask(ctx, t, r.inst.NextAt.Add(r.e.cfg.RetryGrace), "early")
 		}
 		if _, err := r.e.store.Renew(ctx, r.id, r.token, r.e.store.Now().Add(wait+r.e.cfg.Lease)); err != nil {
 			return true, err
@@ -230,11 +234,17 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 	}
 	attempt := r.inst.Attempts[st.Step] + 1
 	policy := r.inst.PolicyOf(st.Step, st.Retry)
-	if !st.Compensation && !st.Irreversible && attempt > policy.MaxAttempts {
+	if attempt > policy.MaxAttempts {
 		// Attempts were used up by crashes mid-step.
-		return false, r.commitLoop(ctx, st, func() decision {
-			return r.decide(st, outcome{err: errAttemptsUsed, attempt: attempt - 1})
+		var d decision
+		applied, err := r.commitLoopApplied(ctx, st, func() decision {
+			d = r.decide(st, outcome{err: errAttemptsUsed, attempt: attempt - 1})
+			return d
 		})
+		if err == nil && applied && d.parked {
+			return true, r.parked(ctx, st)
+		}
+		return false, err
 	}
 	return false, r.commitLoop(ctx, st, func() decision {
 		var f statemachine.Fields
@@ -242,9 +252,11 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 		if !r.inst.NextAt.IsZero() {
 			f.NextAt(time.Time{})
 		}
+		// The provider is called after this write: it must be durable
+		// first, or a crash could forget that the call may have happened.
 		return decision{change: statemachine.Change{
 			State: st.Name, Status: st.Status, Fields: f,
-			LeaseUntil: r.e.store.Now().Add(r.e.cfg.Lease),
+			LeaseUntil: r.e.store.Now().Add(r.e.cfg.Lease), Durable: true,
 		}, begins: true}
 	})
 }
@@ -260,6 +272,13 @@ const maxInlineWait = 2 * time.Second
 // change again (a signal may have arrived), otherwise it returns with r.inst
 // set to the reloaded instance (or nil when another worker owns it).
 func (r *run) commitLoop(ctx context.Context, st *statemachine.State, build func() decision) error {
+	_, err := r.commitLoopApplied(ctx, st, build)
+	return err
+}
+
+// commitLoopApplied is commitLoop, also reporting whether the last change
+// built was applied (false when the instance left st meanwhile).
+func (r *run) commitLoopApplied(ctx context.Context, st *statemachine.State, build func() decision) (bool, error) {
 	for tries := 0; ; tries++ {
 		d := build()
 		c := d.change
@@ -268,25 +287,30 @@ func (r *run) commitLoop(ctx context.Context, st *statemachine.State, build func
 		if r.acquire {
 			c.Lease = statemachine.LeaseAcquire
 		}
-		applied, err := r.e.store.Apply(context.WithoutCancel(ctx), c)
+		a, err := r.e.store.Apply(context.WithoutCancel(ctx), c)
 		if err == nil {
-			r.applied(c, applied)
+			r.applied(c, a)
 			r.begun = d.begins
-			return nil
+			return true, nil
 		}
 		if !errors.Is(err, statemachine.ErrStale) {
-			return err
+			if errors.Is(err, statemachine.ErrNotDurable) {
+				// The write was made but is not durable: act on nothing,
+				// and let the task be retried from the record.
+				r.log.Warn("write not durable; the step waits", "err", err)
+			}
+			return false, err
 		}
 		r.e.metrics.stale()
 		if tries >= 10 {
-			return fmt.Errorf("advancing %s: too many lost writes: %w", r.id, err)
+			return false, fmt.Errorf("advancing %s: too many lost writes: %w", r.id, err)
 		}
 		before, wasBegun := r.inst, r.begun
 		if err := r.claim(ctx); err != nil || r.inst == nil {
-			return err
+			return false, err
 		}
 		if r.inst.State != st.Name {
-			return nil
+			return false, nil
 		}
 		// Still our attempt only if nobody began another meanwhile.
 		r.begun = wasBegun && st.Step != "" && r.inst.Attempts[st.Step] == before.Attempts[st.Step]
@@ -308,6 +332,9 @@ func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
 		r.working()
 	}
 	from := r.inst.State
+	if a.Incarnation > 0 {
+		r.inst.Incarnation = a.Incarnation
+	}
 	r.inst.ApplyFields(c.Fields)
 	r.inst.State, r.inst.Status, r.inst.Rev = c.State, c.Status, a.Rev
 	r.acquire = false
@@ -345,23 +372,45 @@ func (r *run) release() {
 	r.holding = false
 }
 
-// handoff passes the instance to a new task on queue.
+// handoff passes the instance to a new task on queue. The task's ID carries
+// this run's token, so it never collides with the task running now.
 func (r *run) handoff(ctx context.Context, queue, why string) error {
-	r.release()
-	t := Task{InstanceID: r.id, Queue: queue, TaskID: fmt.Sprintf("adv:%s:%d:h", r.id, r.inst.Rev)}
-	if err := r.e.queue.Enqueue(context.WithoutCancel(ctx), t); err != nil {
+	t := Task{InstanceID: r.id, Queue: queue, TaskID: fmt.Sprintf("adv:%s:%d:h:%s", r.id, r.inst.Rev, r.token)}
+	return r.handoffTask(ctx, t, r.e.store.Now().Add(r.e.cfg.PickupGrace), why)
+}
+
+// handoffTask releases the lease and writes the due entry in one round
+// trip, then queues t. The due entry comes first: the worker that takes t
+// writes its lease end after it, so this later deadline cannot overwrite a
+// fresher lease end and delay a resume.
+func (r *run) handoffTask(ctx context.Context, t Task, due time.Time, why string) error {
+	ctx = context.WithoutCancel(ctx)
+	if r.holding {
+		if err := r.e.store.HandOff(ctx, r.id, r.token, due); err != nil {
+			return fmt.Errorf("handing off %s: %w", r.id, err)
+		}
+		r.holding = false
+	} else if err := r.e.store.ScheduleDue(ctx, r.id, due); err != nil {
 		return fmt.Errorf("handing off %s: %w", r.id, err)
 	}
-	r.e.store.SetDue(r.id, r.e.store.Now().Add(r.e.cfg.PickupGrace))
-	r.log.Debug("handed off", "queue", queue, "why", why)
+	if err := r.e.queue.Enqueue(ctx, t); err != nil {
+		return fmt.Errorf("handing off %s: %w", r.id, err)
+	}
+	r.log.Debug("handed off", "queue", t.Queue, "why", why)
 	return nil
 }
 
-// scheduleRetry queues the task that runs the next attempt after backoff.
+// scheduleRetry queues the task that runs the next attempt after backoff,
+// once the retry was recorded (the write released the lease).
 func (r *run) scheduleRetry(ctx context.Context, st *statemachine.State, p *retryPlan) error {
+	ctx = context.WithoutCancel(ctx)
 	t := Task{InstanceID: r.id, Queue: r.def.QueueOf(st), TaskID: p.taskID, Delay: p.delay}
-	r.e.store.SetDue(r.id, r.e.store.Now().Add(p.delay+r.e.cfg.RetryGrace))
-	if err := r.e.queue.Enqueue(context.WithoutCancel(ctx), t); err != nil {
+	if err := r.e.store.ScheduleDue(ctx, r.id, r.e.store.Now().Add(p.delay+r.e.cfg.RetryGrace)); err != nil {
+		// The entry still says when the lease ran out: the reaper looks
+		// then, early but safe.
+		r.log.Warn("writing the retry's due entry", "err", err)
+	}
+	if err := r.e.queue.Enqueue(ctx, t); err != nil {
 		// The due index brings the instance back; no need to fail the task.
 		r.log.Warn("queueing retry; the reaper will re-drive it", "err", err)
 	}

@@ -30,6 +30,9 @@ type decision struct {
 	plan *retryPlan
 	// begins is set when the change begins an attempt of the next step.
 	begins bool
+	// parked is set when the change dead-letters the step: it stops
+	// retrying until an operator retries or resolves it.
+	parked bool
 }
 
 // runStep runs the current step's activity once, renewing the lease while it
@@ -122,8 +125,16 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 	msg := out.err.Error()
 	f.Error(msg)
 	ev.Error = msg
+	if cls.unexpected {
+		// Not a decline: the effect may or may not exist. Retry under the
+		// same key, and say so loudly.
+		r.log.Error("provider answered unexpectedly; retrying with the same key",
+			"step", st.Step, "attempt", out.attempt, "provider", cls.provider, "status", cls.status, "err", out.err)
+		r.e.metrics.unexpected(cls.provider, cls.status)
+	}
 	policy := r.inst.PolicyOf(st.Step, st.Retry)
-	if !st.Compensation && (cls.permanent || (!st.Irreversible && policy.Exhausted(out.attempt))) {
+	neverGivesUp := st.Compensation || st.Irreversible
+	if !neverGivesUp && (cls.permanent || policy.Exhausted(out.attempt)) {
 		name := st.OnFailure
 		if cls.permanent {
 			f.Declined(st.Step, true)
@@ -134,6 +145,9 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 			f.Reason(statemachine.ReasonFailed)
 		}
 		return r.moveChange(st, name, f, ev)
+	}
+	if neverGivesUp && policy.Exhausted(out.attempt) {
+		return r.deadLetterChange(st, f, ev, out)
 	}
 
 	delay := policy.Backoff(out.attempt, r.e.cfg.Rand)
@@ -201,6 +215,8 @@ func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fi
 	if next.Step != "" {
 		if r.def.QueueOf(next) == r.queue && !r.e.stopping.Load() {
 			c.Fields.Attempt(next.Step, 1)
+			// The next step's provider call follows this write.
+			c.Durable = true
 			begins = true
 		} else if r.inst.Attempts[next.Step] != 0 {
 			c.Fields.Attempt(next.Step, 0)

@@ -56,11 +56,13 @@ type setupOpts struct {
 	cfg        engine.Config
 	registry   *statemachine.Registry
 	activities func(engine.Activities) engine.Activities
+	metrics    *engine.Metrics
+	storeCfg   statemachine.StoreConfig
 }
 
 func setup(t testing.TB, r *redistest.Instance, o setupOpts) *testBundle {
 	t.Helper()
-	store := statemachine.NewStore(r.Client(t), statemachine.StoreConfig{})
+	store := statemachine.NewStore(r.Client(t), o.storeCfg)
 	t.Cleanup(store.Close)
 	b := &testBundle{store: store, queue: &memQueue{}, prov: providers.NewInProcess(), reg: o.registry}
 	if b.reg == nil {
@@ -80,7 +82,7 @@ func setup(t testing.TB, r *redistest.Instance, o setupOpts) *testBundle {
 	}
 	cfg.Lease = max(cfg.Lease, 300*time.Millisecond)
 	var err error
-	b.eng, err = engine.New(cfg, store, b.reg, acts, b.queue, nil)
+	b.eng, err = engine.New(cfg, store, b.reg, acts, b.queue, o.metrics)
 	require.NoError(t, err)
 	return b
 }
@@ -402,13 +404,14 @@ func TestAttemptsUsedByCrashesEndTheStep(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.store.Apply(ctx, statemachine.Change{ID: "o2", ExpectState: inst.State, ExpectRev: inst.Rev,
 			Lease: statemachine.LeaseHold, Token: "dead", State: statemachine.OrderReserving, Status: statemachine.StatusRunning,
-			LeaseUntil: time.Now().Add(-time.Second), Fields: f})
+			Fields: f}) // the zero LeaseUntil: the dead worker's lease is gone
 		require.NoError(t, err)
 		b.advance(t, "o2")
 		in := b.load(t, "o2")
 		require.Equal(t, statemachine.OrderFailed, in.State)
-		// The last attempt's outcome was unknown, so the release settled it.
-		require.Equal(t, []string{"reserve_unsettled", "released"}, transitions(t, b.store, "o2"))
+		// The last attempt's outcome was unknown: the compensation refunds
+		// by key (nothing was charged) and the release settles it.
+		require.Equal(t, []string{"reserve_unsettled", "refunded", "released"}, transitions(t, b.store, "o2"))
 		require.Equal(t, 1, b.prov.Applied(providers.OpReserve), "the settling call")
 		require.Equal(t, 1, b.prov.Applied(providers.OpRelease))
 	})

@@ -18,6 +18,15 @@ type Metrics struct {
 	Finished    *prometheus.CounterVec
 	Redrives    *prometheus.CounterVec
 	StaleWrites prometheus.Counter
+	// ProviderUnexpected counts provider answers the contract does not
+	// name (not a success, a decline, "in progress" or a retryable status).
+	ProviderUnexpected *prometheus.CounterVec
+	// DeadLetters counts steps parked for an operator after exhausting
+	// their attempts (compensation, irreversible steps).
+	DeadLetters *prometheus.CounterVec
+	// DeadLetterOrders is how many instances have a parked step now, as
+	// the reaper last counted.
+	DeadLetterOrders prometheus.Gauge
 
 	// children caches the labelled children of the vectors: looking labels
 	// up on every transition showed in profiles.
@@ -68,9 +77,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StaleWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orderflow_stale_writes_total", Help: "Compare-and-set writes that lost to another writer.",
 		}),
+		ProviderUnexpected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderflow_provider_unexpected_total",
+			Help: "Provider answers that are neither a success, a named decline, in progress, nor retryable (such as a 401 or a gateway 404); each is retried under the same key.",
+		}, []string{"provider", "status"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderflow_dead_letters_total", Help: "Steps parked for an operator after exhausting their attempts.",
+		}, []string{"workflow", "step"}),
+		DeadLetterOrders: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orderflow_dead_letter_orders", Help: "Instances with a step parked for an operator (retry or resolve).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Transitions, m.Steps, m.StepSeconds, m.Finished, m.Redrives, m.StaleWrites)
+		reg.MustRegister(m.Transitions, m.Steps, m.StepSeconds, m.Finished, m.Redrives, m.StaleWrites, m.ProviderUnexpected,
+			m.DeadLetters, m.DeadLetterOrders)
 	}
 	return m
 }
@@ -103,5 +123,17 @@ func (m *Metrics) redrive(reason string) {
 func (m *Metrics) stale() {
 	if m != nil {
 		m.StaleWrites.Inc()
+	}
+}
+
+func (m *Metrics) unexpected(provider, status string) {
+	if m != nil {
+		m.counter(m.ProviderUnexpected, provider, status).Inc()
+	}
+}
+
+func (m *Metrics) deadLettered(wf, step string) {
+	if m != nil {
+		m.counter(m.DeadLetters, wf, step).Inc()
 	}
 }

@@ -26,10 +26,13 @@ const (
 	fuzzUnavailable        // 503 before anything was applied: retryable, ambiguous
 	fuzzLostAnswer         // the provider applies the effect, then answers 500: retryable, ambiguous
 	fuzzRateLimited        // 429: retryable, not ambiguous
-	fuzzPermanent          // a decline fitting the step (409 reserve, 402 charge, 422 ship, 400 compensation)
+	fuzzPermanent          // the named decline of the step (409 out_of_stock, 402 card_declined, 422 undeliverable); a 400 to a compensation
 	fuzzCancelNow          // a cancel signal arrives while the step runs; the next byte answers
 	fuzzCancelAfter        // a cancel signal arrives after this task ends; the next byte answers
 	fuzzSuccessToo         // the provider answers
+	fuzzInProgress         // the provider is still working on the key: it applies the effect, but answers 409 idempotency_key_in_use
+	fuzzStray401           // a 401 after a credential rotation, nothing applied: not a decline
+	fuzzStray404           // a gateway's 404, nothing applied: not a decline
 	fuzzOutcomeCount
 )
 
@@ -82,6 +85,11 @@ func FuzzEngineOutcomes(f *testing.F) {
 		if !s.Compensation && s.Retry.MaxAttempts < 1000 {
 			s.Retry.MaxAttempts = 3
 		}
+		// Steps that never give up are dead-lettered after their attempts;
+		// the run below then retries them as an operator would.
+		if s.Compensation || s.Irreversible {
+			s.Retry.MaxAttempts = 4
+		}
 	}
 	reg := statemachine.NewRegistry().MustRegister(def)
 	log := slog.New(slog.DiscardHandler)
@@ -118,7 +126,19 @@ func FuzzEngineOutcomes(f *testing.F) {
 		for round := 0; ; round++ {
 			ts := x.queue.take()
 			if len(ts) == 0 {
-				break
+				in, err := store.Load(ctx, id)
+				require.NoError(t, err)
+				if in.DeadLetter == "" {
+					break
+				}
+				// Parked for an operator, who retries it.
+				require.False(t, in.Status.Terminal())
+				require.Empty(t, in.LeaseToken, "a parked order holds no lease")
+				_, err = eng.RetryDeadLetter(ctx, id, "fuzz operator")
+				require.NoError(t, err)
+				x.retried++
+				require.Less(t, x.retried, 50, "dead-lettered again and again")
+				continue
 			}
 			require.Less(t, round, 500, "tasks kept coming")
 			for _, task := range ts {
@@ -195,6 +215,7 @@ type fuzzRun struct {
 	cancelAfter bool  // send a cancel when the running task ends
 	cancelled   bool  // a cancel was sent
 	signalErr   error // the first error from Signal
+	retried     int   // operator retries of dead-lettered steps
 }
 
 func (x *fuzzRun) next() (byte, bool) {
@@ -220,14 +241,14 @@ func (x *fuzzRun) activities() engine.Activities {
 	base := orders.Activities(x.prov.Set())
 	out := engine.Activities{}
 	for step, act := range base {
-		provider, decline := providers.ProviderPayment, http.StatusBadRequest
+		provider, decline, code := providers.ProviderPayment, http.StatusBadRequest, providers.CodeBadRequest
 		switch step {
 		case statemachine.StepReserve:
-			provider, decline = providers.ProviderInventory, http.StatusConflict
+			provider, decline, code = providers.ProviderInventory, http.StatusConflict, providers.CodeOutOfStock
 		case statemachine.StepCharge:
-			decline = http.StatusPaymentRequired
+			decline, code = http.StatusPaymentRequired, providers.CodeCardDeclined
 		case statemachine.StepShip:
-			provider, decline = providers.ProviderShipping, http.StatusUnprocessableEntity
+			provider, decline, code = providers.ProviderShipping, http.StatusUnprocessableEntity, providers.CodeUndeliverable
 		case statemachine.StepRelease:
 			provider = providers.ProviderInventory
 		}
@@ -254,7 +275,14 @@ func (x *fuzzRun) activities() engine.Activities {
 					if x.prov.Applied(step) > 0 {
 						return act(ctx, in) // the provider keeps its first answer
 					}
-					return nil, fail(decline, "declined")
+					return nil, fail(decline, code)
+				case fuzzInProgress:
+					_, _ = act(ctx, in)
+					return nil, fail(http.StatusConflict, "idempotency_key_in_use")
+				case fuzzStray401:
+					return nil, fail(http.StatusUnauthorized, "unauthorized")
+				case fuzzStray404:
+					return nil, fail(http.StatusNotFound, "not_found")
 				case fuzzCancelNow:
 					x.cancel(ctx)
 				case fuzzCancelAfter:

@@ -29,6 +29,7 @@ func (e *Engine) RunReaper(ctx context.Context) {
 			if _, err := e.Reap(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("reaper pass failed", "err", err)
 			}
+			e.countDeadLetters(ctx)
 		case <-trim.C:
 			// Finished instances expire after the retention; their list
 			// entries go here, a slice at a time.
@@ -45,13 +46,28 @@ func (e *Engine) RunReaper(ctx context.Context) {
 	}
 }
 
+// countDeadLetters refreshes the dead-letter gauge.
+func (e *Engine) countDeadLetters(ctx context.Context) {
+	if e.metrics == nil {
+		return
+	}
+	if n, err := e.store.DeadLetters(ctx); err == nil {
+		e.metrics.DeadLetterOrders.Set(float64(n))
+	}
+}
+
 // trimBatch is how many list entries one trim looks at.
 const trimBatch = 500
 
 // Reap runs one pass over the due index and returns how many instances it
 // re-drove.
 func (e *Engine) Reap(ctx context.Context) (int, error) {
-	now := e.store.Now()
+	// Leases are judged by the Redis clock (see claim.lua), so the reaper
+	// uses it too: a host whose clock runs ahead cannot re-drive live ones.
+	now, err := e.store.RedisNow(ctx)
+	if err != nil {
+		return 0, err
+	}
 	due, err := e.store.DueBefore(ctx, now, reapBatch)
 	if err != nil {
 		return 0, err
@@ -92,11 +108,11 @@ func (e *Engine) inspect(ctx context.Context, id string, now time.Time) (bool, e
 	case in.Status.Terminal():
 		return false, e.store.RemoveDue(ctx, id)
 	case in.LeaseToken != "" && in.LeaseUntil.After(now):
-		e.store.SetDue(id, in.LeaseUntil)
-		return false, nil
+		return false, e.store.ScheduleDue(ctx, id, in.LeaseUntil)
+	case in.DeadLetter != "":
+		return false, e.store.ScheduleDue(ctx, id, now.Add(deadLetterRecheck))
 	case in.NextAt.After(now):
-		e.store.SetDue(id, in.NextAt.Add(e.cfg.RetryGrace))
-		return false, nil
+		return false, e.store.ScheduleDue(ctx, id, in.NextAt.Add(e.cfg.RetryGrace))
 	}
 	queue := statemachine.DefaultQueue
 	if def, err := e.registry.Get(in.Workflow, in.Version); err == nil {
@@ -113,17 +129,20 @@ func (e *Engine) inspect(ctx context.Context, id string, now time.Time) (bool, e
 				return false, err
 			}
 			if waiting {
-				e.store.SetDue(id, now.Add(e.cfg.PickupGrace))
-				return false, nil
+				return false, e.store.ScheduleDue(ctx, id, now.Add(e.cfg.PickupGrace))
 			}
 		}
 		reason = "task_lost"
 	}
 	t := Task{InstanceID: id, Queue: queue, TaskID: fmt.Sprintf("adv:%s:%d:redrive:%d", id, in.Rev, now.UnixMilli())}
+	// The due entry first, then the task: the worker that takes the task
+	// writes its lease end after this deadline, never before it.
+	if err := e.store.ScheduleDue(ctx, id, now.Add(e.cfg.PickupGrace)); err != nil {
+		return false, err
+	}
 	if err := e.queue.Enqueue(ctx, t); err != nil {
 		return false, err
 	}
-	e.store.SetDue(id, now.Add(e.cfg.PickupGrace))
 	e.metrics.redrive(reason)
 	e.log.Info("re-drove instance", "order_id", id, "reason", reason, "state", in.State)
 	return true, nil

@@ -53,8 +53,9 @@ func (e *Engine) Signal(ctx context.Context, id, signal string) (SignalOutcome, 
 			return "", in, err
 		}
 		detail, _ := json.Marshal(map[string]string{"signal": signal})
+		// A signal is acknowledged with 202: durable first.
 		c := statemachine.Change{
-			ID: id, ExpectState: in.State, ExpectRev: in.Rev, Lease: statemachine.LeaseIgnore,
+			ID: id, ExpectState: in.State, ExpectRev: in.Rev, Lease: statemachine.LeaseIgnore, Durable: true,
 		}
 		outcome := SignalRecorded
 		if st.Step == "" {

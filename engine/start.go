@@ -75,6 +75,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	return StartResult{Instance: &statemachine.Instance{
 		ID: req.ID, Workflow: def.Name, Version: def.Version, State: def.Initial, Status: statemachine.StatusRunning,
 		Rev: cr.Rev, Created: cr.CreatedAt, Updated: cr.CreatedAt, Fingerprint: req.Fingerprint,
+		KeyHash: req.KeyHash, Incarnation: cr.Incarnation,
 		Task: taskID, Input: req.Input,
 		Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: map[string]statemachine.RetryPolicy{}, Results: map[string]string{},
 	}}, nil

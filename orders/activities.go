@@ -54,7 +54,7 @@ func (a *activities) reserve(ctx context.Context, in *statemachine.Instance) (ma
 		return nil, err
 	}
 	id, err := a.p.Inventory.Reserve(ctx, providers.ReserveRequest{
-		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpReserve),
+		IdempotencyKey: providers.IdempotencyKey(in.KeyPrefix(), providers.OpReserve),
 		OrderID:        in.ID, Items: providerItems(i.Items),
 	})
 	if err != nil {
@@ -68,17 +68,17 @@ func (a *activities) charge(ctx context.Context, in *statemachine.Instance) (map
 	if err != nil {
 		return nil, err
 	}
-	id, err := a.p.Payment.Charge(ctx, chargeRequest(in.ID, i))
+	id, err := a.p.Payment.Charge(ctx, chargeRequest(in, i))
 	if err != nil {
 		return nil, err
 	}
 	return map[string]string{ResultTransactionID: id}, nil
 }
 
-func chargeRequest(id string, i Input) providers.ChargeRequest {
+func chargeRequest(in *statemachine.Instance, i Input) providers.ChargeRequest {
 	return providers.ChargeRequest{
-		IdempotencyKey: providers.IdempotencyKey(id, providers.OpCharge),
-		OrderID:        id, CustomerID: i.CustomerID, AmountCents: i.AmountCents, Currency: i.Currency,
+		IdempotencyKey: providers.IdempotencyKey(in.KeyPrefix(), providers.OpCharge),
+		OrderID:        in.ID, CustomerID: i.CustomerID, AmountCents: i.AmountCents, Currency: i.Currency,
 	}
 }
 
@@ -88,7 +88,7 @@ func (a *activities) ship(ctx context.Context, in *statemachine.Instance) (map[s
 		return nil, err
 	}
 	n, err := a.p.Shipping.Ship(ctx, providers.ShipRequest{
-		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpShip),
+		IdempotencyKey: providers.IdempotencyKey(in.KeyPrefix(), providers.OpShip),
 		OrderID:        in.ID, CustomerID: i.CustomerID,
 		ReservationID: in.Results[ResultReservationID], Items: providerItems(i.Items),
 	})
@@ -98,10 +98,19 @@ func (a *activities) ship(ctx context.Context, in *statemachine.Instance) (map[s
 	return map[string]string{ResultTrackingNumber: n}, nil
 }
 
-// refund undoes the charge. When the charge's outcome is unknown (an attempt
-// timed out or was interrupted), it first settles it by repeating the charge
-// under its own key: the provider answers with the first result, or, if the
-// charge never arrived, applies it now so that it can be refunded.
+// refund undoes the charge, driven by keys rather than by what the record
+// remembers:
+//   - the transaction is known: refund it;
+//   - the charge was declined: nothing was charged;
+//   - the charge was attempted without a definite answer (in doubt): settle
+//     it first by repeating the charge under its own key (the provider
+//     answers with the first result, or, if the charge never arrived,
+//     applies it now), then refund it. Only a success or a decline settles
+//     it; any other answer is retried;
+//   - the record shows no attempt: refund by key anyway, with no
+//     transaction ID. The provider refunds a charge made under the
+//     order's charge key if there is one (a write lost by Redis can hide an
+//     attempt) and otherwise refunds nothing.
 func (a *activities) refund(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
 	i, err := input(in)
 	if err != nil {
@@ -109,11 +118,12 @@ func (a *activities) refund(ctx context.Context, in *statemachine.Instance) (map
 	}
 	out := map[string]string{}
 	txn := in.Results[ResultTransactionID]
-	if txn == "" {
-		if !in.InDoubt(statemachine.StepCharge, ResultTransactionID) {
-			return out, nil // nothing was charged
-		}
-		txn, err = a.p.Payment.Charge(ctx, chargeRequest(in.ID, i))
+	switch {
+	case txn != "":
+	case in.Declined[statemachine.StepCharge]:
+		return out, nil // the charge was declined: nothing to refund
+	case in.InDoubt(statemachine.StepCharge, ResultTransactionID):
+		txn, err = a.p.Payment.Charge(ctx, chargeRequest(in, i))
 		if providers.IsPermanent(err) {
 			return out, nil // the charge was declined: nothing to refund
 		}
@@ -123,13 +133,15 @@ func (a *activities) refund(ctx context.Context, in *statemachine.Instance) (map
 		out[ResultTransactionID] = txn
 	}
 	id, err := a.p.Payment.Refund(ctx, providers.RefundRequest{
-		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpRefund),
+		IdempotencyKey: providers.IdempotencyKey(in.KeyPrefix(), providers.OpRefund),
 		OrderID:        in.ID, TransactionID: txn, AmountCents: i.AmountCents, Currency: i.Currency,
 	})
 	if err != nil {
 		return nil, err
 	}
-	out[ResultRefundID] = id
+	if id != "" {
+		out[ResultRefundID] = id
+	}
 	return out, nil
 }
 
@@ -147,19 +159,21 @@ func (a *activities) release(ctx context.Context, in *statemachine.Instance) (ma
 			return nil, err
 		}
 		res, err = a.p.Inventory.Reserve(ctx, providers.ReserveRequest{
-			IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpReserve),
+			IdempotencyKey: providers.IdempotencyKey(in.KeyPrefix(), providers.OpReserve),
 			OrderID:        in.ID, Items: providerItems(i.Items),
 		})
 		if providers.IsPermanent(err) {
 			return out, nil // out of stock: nothing was reserved
 		}
+		// Only a success or a decline settles the reservation; any other
+		// answer (a 401, a gateway 404, a timeout) is retried.
 		if err != nil {
 			return nil, fmt.Errorf("settling the reservation before releasing: %w", err)
 		}
 		out[ResultReservationID] = res
 	}
 	err := a.p.Inventory.Release(ctx, providers.ReleaseRequest{
-		IdempotencyKey: providers.IdempotencyKey(in.ID, providers.OpRelease),
+		IdempotencyKey: providers.IdempotencyKey(in.KeyPrefix(), providers.OpRelease),
 		OrderID:        in.ID, ReservationID: res,
 	})
 	if err != nil {

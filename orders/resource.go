@@ -37,6 +37,14 @@ type Resource struct {
 	// CancelRequested is set while a cancel waits for the current step to
 	// end.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// DeadLetter is set while a step that never gives up (a compensation,
+	// a shipment) waits for an operator after exhausting its attempts.
+	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
+}
+
+// DeadLetter says which step waits for an operator to retry or resolve it.
+type DeadLetter struct {
+	Step string `json:"step"`
 }
 
 // NewResource renders an instance as an order resource.
@@ -52,7 +60,7 @@ func NewResource(in *statemachine.Instance) Resource {
 			attempts[step] = n
 		}
 	}
-	return Resource{
+	r := Resource{
 		OrderID: in.ID, CustomerID: input.CustomerID, Currency: input.Currency,
 		AmountCents: input.AmountCents, Items: input.Items, Metadata: input.Metadata,
 		Status: string(in.Status), State: in.State, WorkflowVersion: in.Version,
@@ -64,4 +72,8 @@ func NewResource(in *statemachine.Instance) Resource {
 		Attempts:       attempts, LastError: in.LastError,
 		CancelRequested: in.Signals[statemachine.SignalCancel],
 	}
+	if in.DeadLetter != "" {
+		r.DeadLetter = &DeadLetter{Step: in.DeadLetter}
+	}
+	return r
 }

@@ -120,6 +120,7 @@ func (w *Worker) Engine() *engine.Engine { return w.engine }
 
 // Start starts processing tasks and the reaper. It does not block.
 func (w *Worker) Start() error {
+	CheckDurability(context.Background(), w.rdb, w.cfg.Store.Durability, w.cfg.Logger)
 	h := &tasks.Handler{Engine: w.engine}
 	if err := w.srv.Start(tasks.NewServeMux(h)); err != nil {
 		return fmt.Errorf("starting asynq server: %w", err)

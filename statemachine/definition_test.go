@@ -22,8 +22,8 @@ var orderV1Table = map[string]map[string]string{
 	OrderReserving: {
 		"reserved":          OrderCharging,
 		"reserve_failed":    OrderFailed,
-		"reserve_unsettled": OrderReleasing,
-		"cancel":            OrderReleasing,
+		"reserve_unsettled": OrderRefunding,
+		"cancel":            OrderRefunding,
 	},
 	OrderCharging: {
 		"charged":          OrderShipping,

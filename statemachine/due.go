@@ -195,3 +195,59 @@ func (s *Store) RemoveDue(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// ScheduleDue writes an instance's due entry now, in its own round trip.
+// The engine calls it before it queues a task for the instance (a retry, a
+// handoff, a re-drive): a worker that takes the task afterwards writes its
+// lease end after this, so a stale, later time never overwrites a fresher
+// lease end.
+func (s *Store) ScheduleDue(ctx context.Context, id string, at time.Time) error {
+	if err := s.rdb.ZAdd(ctx, DueKey, redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err(); err != nil {
+		return fmt.Errorf("writing due entry: %w", err)
+	}
+	return nil
+}
+
+// RedisNow returns the Redis server's clock, which judges every lease
+// (see claim.lua). The reaper compares leases with it rather than with its
+// host's clock.
+func (s *Store) RedisNow(ctx context.Context) (time.Time, error) {
+	t, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the Redis clock: %w", err)
+	}
+	return t, nil
+}
+
+// Park records that an instance's step was dead-lettered at the given time:
+// it joins the dead-letter index, and its due entry moves to recheck (the
+// instance stays in the due index while it runs, so the reaper still looks
+// at it now and then).
+func (s *Store) Park(ctx context.Context, id string, at, recheck time.Time) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, DeadLetterKey, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(recheck.UnixMilli()), Member: id})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("parking instance: %w", err)
+	}
+	return nil
+}
+
+// Unpark takes an instance out of the dead-letter index.
+func (s *Store) Unpark(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, DeadLetterKey, id).Err(); err != nil {
+		return fmt.Errorf("unparking instance: %w", err)
+	}
+	return nil
+}
+
+// DeadLetters returns how many instances have a parked step.
+func (s *Store) DeadLetters(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, DeadLetterKey).Result()
+	if err != nil {
+		return 0, fmt.Errorf("counting dead letters: %w", err)
+	}
+	return n, nil
+}

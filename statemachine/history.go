@@ -15,6 +15,9 @@ const (
 	EventTransition = "transition"
 	EventStepFailed = "step_failed"
 	EventSignal     = "signal"
+	// EventDeadLettered: a step that never gives up exhausted its attempts
+	// and waits for an operator (retry or resolve).
+	EventDeadLettered = "dead_lettered"
 )
 
 // Event is one entry of an instance's append-only history.

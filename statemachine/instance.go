@@ -26,6 +26,7 @@ const (
 	fieldError       = "err"
 	fieldReason      = "rsn"
 	fieldKeyHash     = "ik"
+	fieldDeadLetter  = "dl"
 	fieldIncarnation = "inc"
 
 	prefixSignal   = "s:"
@@ -73,6 +74,10 @@ type Instance struct {
 	// Reason is why the instance compensates: ReasonFailed or
 	// ReasonCancelled, or empty.
 	Reason string
+	// DeadLetter names the step parked for an operator after it exhausted
+	// its attempts, or is empty. A parked step is not retried until an
+	// operator retries or resolves it.
+	DeadLetter string
 	// Signals holds the signals received and not yet acted on.
 	Signals map[string]bool
 	// Attempts counts the attempts begun per step.
@@ -118,6 +123,7 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		Task:        h[fieldTask],
 		LastError:   h[fieldError],
 		Reason:      h[fieldReason],
+		DeadLetter:  h[fieldDeadLetter],
 		Signals:     map[string]bool{},
 		Attempts:    map[string]int{},
 		Declined:    map[string]bool{},
@@ -217,6 +223,9 @@ func (f *Fields) Error(msg string) {
 	*f = append(*f, fieldError, msg)
 }
 
+// DeadLetter parks step for an operator; "" lifts the parking.
+func (f *Fields) DeadLetter(step string) { *f = append(*f, fieldDeadLetter, step) }
+
 // Reason records why the instance compensates.
 func (f *Fields) Reason(r string) { *f = append(*f, fieldReason, r) }
 
@@ -234,6 +243,8 @@ func (in *Instance) ApplyFields(f Fields) {
 			in.LastError = v
 		case k == fieldReason:
 			in.Reason = v
+		case k == fieldDeadLetter:
+			in.DeadLetter = v
 		default:
 			in.setStepField(k, v)
 		}

@@ -21,6 +21,11 @@ func RecordKey(id string) string { return Prefix + tag(id) }
 // the "created" event, which carries the instance's input.
 func HistoryKey(id string) string { return Prefix + tag(id) + ":h" }
 
+// IncarnationKey counts the instances created under an ID. It outlives the
+// record by StoreConfig.IncarnationMemory, so that an ID reused after its
+// instance expired gets provider keys of its own (see Instance.KeyPrefix).
+func IncarnationKey(id string) string { return Prefix + tag(id) + ":n" }
+
 // IndexKey is the sorted set of accepted instances scored by creation time in
 // microseconds; the order list reads it newest first.
 const IndexKey = Prefix + "idx:created"
@@ -29,6 +34,10 @@ const IndexKey = Prefix + "idx:created"
 // ms) at which the reaper must look at them if nothing else has: a lease
 // expiry, a retry time, or a pickup deadline.
 const DueKey = Prefix + "due"
+
+// DeadLetterKey is the sorted set of instances with a step parked for an
+// operator, scored by when it was parked (Unix ms).
+const DeadLetterKey = Prefix + "idx:dead"
 
 // WakeKey is the list through which the API hands new instances to idle
 // workers at once; asynq tasks remain the durable path.

@@ -22,6 +22,15 @@ type StoreConfig struct {
 	// DueFlushInterval is how often batched updates of the due index are
 	// written. Default 5ms.
 	DueFlushInterval time.Duration
+	// IncarnationMemory is how long an ID's incarnation count outlives its
+	// finished instance: an ID reused within Retention + IncarnationMemory
+	// gets provider keys of its own (Instance.KeyPrefix). Set it to at
+	// least how long the providers remember idempotency keys. Default 30
+	// days.
+	IncarnationMemory time.Duration
+	// Durability says how sure a write must be before an effect follows it
+	// or an instance is acknowledged. Default none.
+	Durability Durability
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -31,6 +40,9 @@ func (c StoreConfig) WithDefaults() StoreConfig {
 		c.Clock = time.Now
 	}
 	c.DueFlushInterval = cmp.Or(c.DueFlushInterval, 5*time.Millisecond)
+	c.IncarnationMemory = cmp.Or(c.IncarnationMemory, 30*24*time.Hour)
+	c.Durability.Mode = cmpMode(c.Durability.Mode)
+	c.Durability.Timeout = cmp.Or(c.Durability.Timeout, time.Second)
 	return c
 }
 
@@ -41,13 +53,18 @@ type Store struct {
 	cfg StoreConfig
 	sc  *scripts
 	due *dueBatcher
+	durabilityProbe
+	// incarnationTTL is IncarnationMemory in seconds, as the transition
+	// script takes it.
+	incarnationTTL string
 }
 
 // NewStore returns a store over rdb. Call Close to flush pending index
 // updates.
 func NewStore(rdb redis.UniversalClient, cfg StoreConfig) *Store {
 	cfg = cfg.WithDefaults()
-	s := &Store{rdb: rdb, cfg: cfg, sc: loadScripts()}
+	s := &Store{rdb: rdb, cfg: cfg, sc: loadScripts(),
+		incarnationTTL: strconv.Itoa(int(cfg.IncarnationMemory / time.Second))}
 	s.due = newDueBatcher(rdb, cfg.DueFlushInterval)
 	return s
 }
@@ -100,6 +117,9 @@ type CreateResult struct {
 	CreatedAt time.Time
 	// Version is the workflow version the instance is pinned to.
 	Version int
+	// Incarnation is the new instance's incarnation (see
+	// Instance.Incarnation); 0 when it already existed.
+	Incarnation int
 }
 
 // Create writes a new instance, or reports the existing one with that ID.
@@ -127,8 +147,9 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 		args = append(args, fieldKeyHash, n.KeyHash)
 	}
 	var cmd *redis.Cmd
+	var durable *durableWait
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
-		cmd = s.sc.create.EvalSha(ctx, p, []string{RecordKey(n.ID), HistoryKey(n.ID)}, args...)
+		cmd = s.sc.create.EvalSha(ctx, p, []string{RecordKey(n.ID), HistoryKey(n.ID), IncarnationKey(n.ID)}, args...)
 		p.ZAddNX(ctx, IndexKey, redis.Z{Score: float64(now.UnixMicro()), Member: n.ID})
 		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(n.Due.UnixMilli()), Member: n.ID})
 		// Announce it to idle workers; the list is capped so that a busy
@@ -137,7 +158,11 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 		if rand.IntN(wakeTrimEvery) == 0 {
 			p.LTrim(ctx, WakeKey, 0, wakeCap-1)
 		}
+		durable = s.awaitDurable(ctx, p)
 	})
+	if err == nil {
+		err = durable.err()
+	}
 	if err != nil {
 		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
 	}
@@ -147,7 +172,7 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	}
 	if toInt(res[0]) == 1 {
 		return CreateResult{Created: true, Rev: toInt(res[1]), State: n.Definition.Initial,
-			CreatedAt: now, Version: n.Definition.Version}, nil
+			CreatedAt: now, Version: n.Definition.Version, Incarnation: int(max(toInt(res[2]), 1))}, nil
 	}
 	return CreateResult{
 		SameInput: toInt(res[1]) == 1, Rev: toInt(res[2]), State: toString(res[3]),
@@ -162,13 +187,13 @@ const (
 	wakeTrimEvery = 100
 )
 
-// Claim takes the lease on an instance until the given time and returns the
+// Claim takes the lease on an instance until the given time (by the store's
+// clock; Redis counts the same length from its own) and returns the
 // instance. It fails with ErrNotFound, ErrTerminal or *LeasedError.
 func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*Instance, error) {
-	now := s.Now()
 	var cmd *redis.Cmd
 	err := s.pipelined(ctx, func(p redis.Pipeliner) {
-		cmd = s.sc.claim.EvalSha(ctx, p, []string{RecordKey(id), HistoryKey(id)}, token, millis(now), millis(until))
+		cmd = s.sc.claim.EvalSha(ctx, p, []string{RecordKey(id), HistoryKey(id)}, token, s.leaseMillis(until))
 		s.dueAtLeaseEnd(ctx, p, id, until)
 	})
 	if err != nil {
@@ -200,8 +225,19 @@ func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*
 // would leave only the pickup deadline, far later than the lease. Written
 // unconditionally, it is harmless when the lease is not granted: the reaper
 // checks the record and moves the entry to the real lease's end.
+//
+// It only updates an entry (ZADD XX), never adds one: every running
+// instance has an entry from its creation until it finishes, so a claim
+// that comes after the instance finished (a late duplicate task) does not
+// put a finished instance back into the index.
 func (s *Store) dueAtLeaseEnd(ctx context.Context, p redis.Pipeliner, id string, until time.Time) {
-	p.ZAdd(ctx, DueKey, redis.Z{Score: float64(until.UnixMilli()), Member: id})
+	p.ZAddXX(ctx, DueKey, redis.Z{Score: float64(until.UnixMilli()), Member: id})
+}
+
+// leaseMillis turns a lease end on the store's clock into the length the
+// scripts count from Redis's clock, at least 1 ms.
+func (s *Store) leaseMillis(until time.Time) string {
+	return strconv.FormatInt(max(until.Sub(s.Now()).Milliseconds(), 1), 10)
 }
 
 // LeaseMode says how a Change treats the engine's lease.
@@ -225,10 +261,17 @@ type Change struct {
 	ExpectRev   int64
 	Lease       LeaseMode
 	Token       string
-	// LeaseUntil is when the lease runs out after the write. The zero time
-	// releases it; with KeepLease it is left as it is.
+	// LeaseUntil is when the lease runs out after the write, by the store's
+	// clock (Redis counts the same length from its own clock). The zero
+	// time releases it; with KeepLease it is left as it is.
 	LeaseUntil time.Time
 	KeepLease  bool
+	// Durable makes the write wait for the store's durability setting
+	// (Durability) before Apply returns: set it on writes that an external
+	// effect follows, such as the one that begins a step's attempt. When
+	// the wait fails Apply returns ErrNotDurable and the effect must not
+	// follow.
+	Durable bool
 	// State and Status are written; State may equal ExpectState.
 	State  string
 	Status Status
@@ -243,6 +286,9 @@ type Applied struct {
 	Rev int64
 	// Seq is the appended event's sequence number, or 0.
 	Seq int64
+	// Incarnation is the instance's incarnation (see Instance.Incarnation),
+	// which a writer that knew the instance only from a hint learns here.
+	Incarnation int
 }
 
 // Apply runs one compare-and-set. When the compare fails it returns a
@@ -265,31 +311,35 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 		ttl = strconv.Itoa(int(s.cfg.Retention / time.Second))
 		notify = FinishedChannel
 	}
+	lease := ""
+	if !c.KeepLease {
+		lease = "0"
+		if !c.LeaseUntil.IsZero() {
+			lease = s.leaseMillis(c.LeaseUntil)
+		}
+	}
 	rev := c.ExpectRev + 1
-	args := make([]any, 0, 21+len(c.Fields))
+	args := make([]any, 0, 18+len(c.Fields))
 	args = append(args, c.ExpectState, strconv.FormatInt(c.ExpectRev, 10), string(c.Lease), c.Token,
-		millis(now), ev, ttl, notify, c.ID,
+		lease, ev, ttl, notify, c.ID, s.incarnationTTL,
 		fieldState, c.State, fieldRev, rev, fieldUpdated, micros(now))
 	if c.Status != StatusRunning {
 		// Instances are created running; the status only changes at the end.
 		args = append(args, fieldStatus, string(c.Status))
 	}
-	if !c.KeepLease {
-		if c.LeaseUntil.IsZero() {
-			args = append(args, fieldLeaseToken, "", fieldLeaseUntil, "0")
-		} else {
-			args = append(args, fieldLeaseToken, c.Token, fieldLeaseUntil, millis(c.LeaseUntil))
-		}
-	}
 	for _, f := range c.Fields {
 		args = append(args, f)
 	}
-	keys := []string{RecordKey(c.ID), HistoryKey(c.ID)}
+	keys := []string{RecordKey(c.ID), HistoryKey(c.ID), IncarnationKey(c.ID)}
 	var cmd *redis.Cmd
+	var durable *durableWait
 	err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmd = s.sc.transition.EvalSha(ctx, p, keys, args...)
 		if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
 			s.dueAtLeaseEnd(ctx, p, c.ID, c.LeaseUntil)
+		}
+		if c.Durable {
+			durable = s.awaitDurable(ctx, p)
 		}
 	})
 	var res []any
@@ -306,9 +356,19 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 		}
 	}
 	if c.Status.Terminal() {
+		// A finished instance leaves the due index within the batcher's
+		// interval; only after the write won, since a lost write says the
+		// instance is still running.
 		s.due.remove(c.ID)
 	}
-	return Applied{Rev: rev, Seq: toInt(res[1])}, nil
+	a := Applied{Rev: rev, Seq: toInt(res[1])}
+	if len(res) > 3 {
+		a.Incarnation = int(max(toInt(res[3]), 1))
+	}
+	if err := durable.err(); err != nil {
+		return a, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
+	}
+	return a, nil
 }
 
 // Renew extends a lease its holder still holds. It returns false when the
@@ -317,7 +377,7 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 func (s *Store) Renew(ctx context.Context, id, token string, until time.Time) (bool, error) {
 	var cmd *redis.Cmd
 	err := s.pipelined(ctx, func(p redis.Pipeliner) {
-		cmd = s.sc.renew.EvalSha(ctx, p, []string{RecordKey(id)}, token, millis(until))
+		cmd = s.sc.renew.EvalSha(ctx, p, []string{RecordKey(id)}, token, s.leaseMillis(until))
 	})
 	n := 0
 	if err == nil {
@@ -335,6 +395,19 @@ func (s *Store) Release(ctx context.Context, id, token string) error {
 		s.sc.release.EvalSha(ctx, p, []string{RecordKey(id)}, token)
 	}); err != nil {
 		return fmt.Errorf("releasing lease: %w", err)
+	}
+	return nil
+}
+
+// HandOff gives up a lease and, in the same round trip, sets the instance's
+// due entry to dueAt, before the caller queues the task that carries the
+// instance on (see ScheduleDue for why the order matters).
+func (s *Store) HandOff(ctx context.Context, id, token string, dueAt time.Time) error {
+	if err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		s.sc.release.EvalSha(ctx, p, []string{RecordKey(id)}, token)
+		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(dueAt.UnixMilli()), Member: id})
+	}); err != nil {
+		return fmt.Errorf("handing off: %w", err)
 	}
 	return nil
 }

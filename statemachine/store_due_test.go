@@ -132,7 +132,7 @@ func TestStoreDueFollowsTheLease(t *testing.T) {
 		b.apply(t, c)
 		require.Equal(t, now.Add(time.Minute).UnixMilli(), b.due(t, "o1"), "Apply acquiring the lease")
 
-		b.fire(t, "o1", "cancel", "release_cancelled")
+		b.fire(t, "o1", "cancel", "refunded", "release_cancelled")
 		b.store.FlushDue()
 		require.Equal(t, int64(-1), b.due(t, "o1"), "a finished instance leaves the due index")
 	})

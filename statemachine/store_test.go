@@ -223,6 +223,30 @@ func (b *storeBundle) claim(t *testing.T, id, token string, until time.Time) *In
 	return in
 }
 
+// redisNow reads the Redis server's clock, by which leases are judged.
+func (b *storeBundle) redisNow(t *testing.T) time.Time {
+	t.Helper()
+	now, err := b.store.RedisNow(t.Context())
+	require.NoError(t, err)
+	return now
+}
+
+// requireLeaseFor checks that a lease end read from Redis is about d from
+// now on the Redis clock: the store sends a lease's length, which Redis
+// counts from its own clock, not the test's.
+func (b *storeBundle) requireLeaseFor(t *testing.T, d time.Duration, got time.Time, msgAndArgs ...any) {
+	t.Helper()
+	want := b.redisNow(t).Add(d)
+	require.WithinRange(t, got, want.Add(-10*time.Second), want.Add(time.Millisecond), msgAndArgs...)
+}
+
+// waitLeaseOver waits until the Redis clock passes the lease of instance id.
+func (b *storeBundle) waitLeaseOver(t *testing.T, id string) {
+	t.Helper()
+	until := b.load(t, id).LeaseUntil
+	require.Eventually(t, func() bool { return b.redisNow(t).After(until) }, 5*time.Second, time.Millisecond)
+}
+
 // score returns the score of id in the sorted set key, or -1 when it is not
 // in it.
 func (b *storeBundle) score(t *testing.T, key, id string) int64 {
@@ -293,12 +317,12 @@ func TestStoreCreate(t *testing.T) {
 	eachStore(t, func(t *testing.T, b *storeBundle) {
 		created := b.clock.Now()
 		res := b.create(t, "o1")
-		require.Equal(t, CreateResult{Created: true, Rev: 1, State: OrderPending, CreatedAt: created, Version: 1}, res)
+		require.Equal(t, CreateResult{Created: true, Rev: 1, State: OrderPending, CreatedAt: created, Version: 1, Incarnation: 1}, res)
 
 		in := b.load(t, "o1")
 		require.Equal(t, &Instance{
 			ID: "o1", Workflow: OrderWorkflow, Version: 1, State: OrderPending, Status: StatusRunning,
-			Rev: 1, Created: created, Updated: created, Fingerprint: "fp:o1", Task: "task:o1",
+			Rev: 1, Created: created, Updated: created, Fingerprint: "fp:o1", Task: "task:o1", Incarnation: 1,
 			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: StepPolicies(b.def), Results: map[string]string{},
 			Input: input("o1"),
 		}, in, "a created instance is visible at once")
@@ -518,7 +542,7 @@ func TestStoreSurvivesScriptFlush(t *testing.T) {
 		c.Lease, c.Token, c.KeepLease, c.LeaseUntil = LeaseAcquire, "w1", false, b.clock.Now().Add(2*time.Minute)
 		applied, err := b.store.Apply(ctx, c)
 		require.NoError(t, err, "Apply")
-		require.Equal(t, Applied{Rev: 2, Seq: 2}, applied)
+		require.Equal(t, Applied{Rev: 2, Seq: 2, Incarnation: 1}, applied)
 		require.Equal(t, OrderReserving, b.load(t, "o1").State)
 	})
 }
@@ -538,22 +562,24 @@ func TestStoreClaim(t *testing.T) {
 		until := now.Add(30 * time.Second)
 		in, err := b.store.Claim(ctx, "o1", "w1", until)
 		require.NoError(t, err)
-		want.LeaseToken, want.LeaseUntil = "w1", until
+		b.requireLeaseFor(t, 30*time.Second, in.LeaseUntil, "Redis counts the lease from its own clock")
+		want.LeaseToken, want.LeaseUntil = "w1", in.LeaseUntil
 		require.Equal(t, want, in, "Claim returns the whole instance, input included")
 		require.Equal(t, input("o1"), []byte(in.Input))
 		require.Equal(t, want, b.load(t, "o1"), "claiming does not change the revision")
 
-		later := now.Add(time.Minute)
-		in, err = b.store.Claim(ctx, "o1", "w1", later)
+		in, err = b.store.Claim(ctx, "o1", "w1", now.Add(time.Minute))
 		require.NoError(t, err, "the holder claims again")
-		require.Equal(t, later, in.LeaseUntil)
+		b.requireLeaseFor(t, time.Minute, in.LeaseUntil)
+		later := in.LeaseUntil
 
 		_, err = b.store.Claim(ctx, "o1", "w2", now.Add(2*time.Minute))
 		require.ErrorIs(t, err, ErrLeased)
 		require.Equal(t, &LeasedError{Until: later}, err)
 		require.Equal(t, "w1", b.load(t, "o1").LeaseToken)
 
-		b.clock.Add(time.Minute) // the lease ends now: expired
+		b.claim(t, "o1", "w1", now.Add(time.Millisecond)) // a lease that ends at once
+		b.waitLeaseOver(t, "o1")
 		in, err = b.store.Claim(ctx, "o1", "w2", now.Add(2*time.Minute))
 		require.NoError(t, err, "an expired lease can be taken")
 		require.Equal(t, "w2", in.LeaseToken)
@@ -570,7 +596,7 @@ func TestStoreApplyCompareAndSet(t *testing.T) {
 		ctx := t.Context()
 		in := b.start(t, "o1")
 		until := b.clock.Now().Add(time.Minute)
-		b.claim(t, "o1", "w1", until)
+		leaseEnd := b.claim(t, "o1", "w1", until).LeaseUntil
 		start := b.transition(t, in, "start")
 
 		for _, tc := range []struct {
@@ -592,7 +618,7 @@ func TestStoreApplyCompareAndSet(t *testing.T) {
 				_, err := b.store.Apply(ctx, c)
 				stale := requireStale(t, err, OrderPending, 1)
 				require.Equal(t, "w1", stale.LeaseToken)
-				require.Equal(t, until, stale.LeaseUntil)
+				require.Equal(t, leaseEnd, stale.LeaseUntil)
 				require.Equal(t, before, b.raw(t, "o1"), "a stale write writes nothing")
 			})
 		}
@@ -612,7 +638,7 @@ func TestStoreApplyCompareAndSet(t *testing.T) {
 		})
 
 		res := b.apply(t, start)
-		require.Equal(t, Applied{Rev: 2, Seq: 2}, res)
+		require.Equal(t, Applied{Rev: 2, Seq: 2, Incarnation: 1}, res)
 		_, err := b.store.Apply(ctx, start)
 		requireStale(t, err, OrderReserving, 2)
 		require.Equal(t, OrderReserving, b.load(t, "o1").State)
@@ -663,7 +689,7 @@ func TestStoreApplyLeaseModes(t *testing.T) {
 				in := b.start(t, id)
 				holderUntil := now.Add(time.Minute)
 				if tc.expired {
-					holderUntil = now // a lease ending now has expired
+					holderUntil = now // a lease of the shortest length, waited out below
 				}
 				switch tc.holder {
 				case "":
@@ -672,6 +698,9 @@ func TestStoreApplyLeaseModes(t *testing.T) {
 					require.NoError(t, b.store.Release(ctx, id, "w1"))
 				default:
 					b.claim(t, id, tc.holder, holderUntil)
+					if tc.expired {
+						b.waitLeaseOver(t, id)
+					}
 				}
 				before := b.load(t, id)
 
@@ -693,7 +722,8 @@ func TestStoreApplyLeaseModes(t *testing.T) {
 						"the lease is left as it was")
 					return
 				}
-				require.Equal(t, [2]any{tc.token, c.LeaseUntil}, [2]any{after.LeaseToken, after.LeaseUntil}, "the writer holds the lease")
+				require.Equal(t, tc.token, after.LeaseToken, "the writer holds the lease")
+				b.requireLeaseFor(t, 2*time.Minute, after.LeaseUntil)
 			})
 		}
 	})
@@ -704,21 +734,21 @@ func TestStoreApplyLeaseAfterWrite(t *testing.T) {
 	eachStore(t, func(t *testing.T, b *storeBundle) {
 		in := b.start(t, "o1")
 		until := b.clock.Now().Add(time.Minute)
-		b.claim(t, "o1", "w1", until)
+		leaseEnd := b.claim(t, "o1", "w1", until).LeaseUntil
 
 		c := b.transition(t, in, "start")
 		c.Lease, c.Token, c.KeepLease, c.LeaseUntil = LeaseHold, "w1", true, until.Add(time.Hour)
 		b.apply(t, c)
 		in = b.load(t, "o1")
 		require.Equal(t, "w1", in.LeaseToken)
-		require.Equal(t, until, in.LeaseUntil, "KeepLease ignores LeaseUntil")
+		require.Equal(t, leaseEnd, in.LeaseUntil, "KeepLease ignores LeaseUntil")
 
 		c = b.transition(t, in, "reserved")
 		c.Lease, c.Token, c.KeepLease, c.LeaseUntil = LeaseHold, "w1", false, until.Add(time.Minute)
 		b.apply(t, c)
 		in = b.load(t, "o1")
 		require.Equal(t, "w1", in.LeaseToken)
-		require.Equal(t, until.Add(time.Minute), in.LeaseUntil, "a LeaseUntil extends the lease")
+		b.requireLeaseFor(t, 2*time.Minute, in.LeaseUntil, "a LeaseUntil extends the lease")
 
 		c = b.transition(t, in, "charged")
 		c.Lease, c.Token, c.KeepLease, c.LeaseUntil = LeaseHold, "w1", false, time.Time{}
@@ -837,18 +867,18 @@ func TestStoreHistory(t *testing.T) {
 		}
 		c := b.transition(t, in, "start")
 		c.Event = &full
-		require.Equal(t, Applied{Rev: 2, Seq: 2}, b.apply(t, c))
+		require.Equal(t, Applied{Rev: 2, Seq: 2, Incarnation: 1}, b.apply(t, c))
 
 		in = b.load(t, "o1")
 		c = b.transition(t, in, "reserved")
 		c.Event = nil
-		require.Equal(t, Applied{Rev: 3, Seq: 0}, b.apply(t, c), "a change without an event appends none")
+		require.Equal(t, Applied{Rev: 3, Seq: 0, Incarnation: 1}, b.apply(t, c), "a change without an event appends none")
 
 		b.clock.Add(time.Second)
 		in = b.load(t, "o1")
 		c = b.transition(t, in, "charged")
 		c.Event = &Event{Type: EventStepFailed, Step: StepCharge, Attempt: 1, Error: "declined"}
-		require.Equal(t, Applied{Rev: 4, Seq: 3}, b.apply(t, c))
+		require.Equal(t, Applied{Rev: 4, Seq: 3, Incarnation: 1}, b.apply(t, c))
 
 		hist, err := b.store.History(ctx, "o1")
 		require.NoError(t, err)
@@ -959,13 +989,14 @@ func TestStoreRenewAndRelease(t *testing.T) {
 		require.True(t, ok)
 		in := b.load(t, "o1")
 		require.Equal(t, "w1", in.LeaseToken)
-		require.Equal(t, now.Add(2*time.Minute), in.LeaseUntil)
+		b.requireLeaseFor(t, 2*time.Minute, in.LeaseUntil)
+		renewed := in.LeaseUntil
 		require.Equal(t, rev, in.Rev, "renewing does not change the revision")
 
 		require.NoError(t, b.store.Release(ctx, "o1", "w2"))
 		in = b.load(t, "o1")
 		require.Equal(t, "w1", in.LeaseToken, "only the holder releases")
-		require.Equal(t, now.Add(2*time.Minute), in.LeaseUntil)
+		require.Equal(t, renewed, in.LeaseUntil)
 
 		require.NoError(t, b.store.Release(ctx, "o1", "w1"))
 		in = b.load(t, "o1")

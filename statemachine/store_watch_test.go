@@ -88,7 +88,7 @@ func TestStoreWatchPublishesTheFinish(t *testing.T) {
 		}{
 			{StatusCompleted, []string{"start", "reserved", "charged", "shipped"}},
 			{StatusFailed, []string{"start", "reserved", "charge_failed", "released"}},
-			{StatusCancelled, []string{"start", "cancel", "release_cancelled"}},
+			{StatusCancelled, []string{"start", "cancel", "refunded", "release_cancelled"}},
 			{StatusCancelled, []string{"cancel"}},
 		} {
 			watched, unwatched := "w-"+path.events[0]+"-"+string(path.status), "u-"+path.events[0]+"-"+string(path.status)

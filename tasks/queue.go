@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -41,25 +42,41 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) *Queue {
 	}
 }
 
-// Enqueue queues an advance task. A task with the same ID still queued
-// counts as success.
+// Enqueue queues an advance task. A task with the same ID that is still
+// waiting to run (pending, scheduled or retrying) counts as success: it will
+// do the same work. A task with the same ID that is running, or done and
+// kept (completed, archived), will not run again, so the task is queued
+// under a fresh ID instead.
 func (q *Queue) Enqueue(ctx context.Context, t engine.Task) error {
 	task, err := NewAdvanceTask(t)
 	if err != nil {
 		return err
 	}
 	opts := []asynq.Option{asynq.Queue(t.Queue), asynq.MaxRetry(q.cfg.MaxRetry), asynq.Timeout(q.cfg.Timeout)}
-	if t.TaskID != "" {
-		opts = append(opts, asynq.TaskID(t.TaskID))
-	}
 	if t.Delay > 0 {
 		opts = append(opts, asynq.ProcessIn(t.Delay))
 	}
-	_, err = q.client.EnqueueContext(ctx, task, opts...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
+	id := t.TaskID
+	for try := 0; ; try++ {
+		o := opts
+		if id != "" {
+			o = append(o, asynq.TaskID(id))
+		}
+		_, err = q.client.EnqueueContext(ctx, task, o...)
+		if !errors.Is(err, asynq.ErrTaskIDConflict) || try >= 3 {
+			return err
+		}
+		waiting, werr := q.Waiting(ctx, t.Queue, id)
+		switch {
+		case werr != nil:
+			return werr
+		case waiting:
+			return nil
+		}
+		// Running (perhaps the very task that queues this one), or kept
+		// after it ran: it will not run again.
+		id = fmt.Sprintf("%s~%d", t.TaskID, rand.Uint32())
 	}
-	return err
 }
 
 // Waiting reports whether a task is queued and not running yet.

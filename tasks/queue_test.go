@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +165,43 @@ func TestRetryDelay(t *testing.T) {
 			require.Greater(t, len(seen), 1, "n=%d: jittered", n)
 		}
 		require.GreaterOrEqual(t, tasks.RetryDelay(1000, errors.New("x"), nil), 15*time.Second, "capped, not wrapped around")
+	})
+}
+
+// A task with the same ID that is running (or kept after it ran) will not
+// run again, so it does not count as queued: the task is queued under a
+// fresh ID. Before the fix any ID conflict counted as success, so a
+// stopping worker that handed an order off under the ID of its own running
+// task queued nothing, and the order waited for the reaper.
+func TestQueueEnqueueOverARunningTaskOfTheSameID(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setupQueue(t, r, tasks.QueueConfig{})
+		c := r.Client(t)
+		srv := asynq.NewServerFromRedisClient(c, asynq.Config{Concurrency: 2, Queues: map[string]int{"workflow": 1},
+			TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.FatalLevel})
+		runs := make(chan string, 4)
+		task := engine.Task{InstanceID: "o1", Queue: "workflow", TaskID: "adv:o1:5:h"}
+		mux := asynq.NewServeMux()
+		var ran atomic.Bool
+		mux.HandleFunc(tasks.TypeWorkflowAdvance, func(ctx context.Context, _ *asynq.Task) error {
+			id, _ := asynq.GetTaskID(ctx)
+			runs <- id
+			if !ran.Swap(true) {
+				// The running task queues its successor under its own ID.
+				return b.q.Enqueue(ctx, task)
+			}
+			return nil
+		})
+		require.NoError(t, srv.Start(mux))
+		t.Cleanup(srv.Shutdown)
+		b.enqueue(task)
+		require.Equal(t, "adv:o1:5:h", <-runs)
+		select {
+		case id := <-runs:
+			require.Contains(t, id, "adv:o1:5:h~", "the successor ran, under a fresh ID")
+		case <-time.After(10 * time.Second):
+			t.Fatal("the successor never ran")
+		}
 	})
 }

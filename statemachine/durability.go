@@ -1,0 +1,203 @@
+package statemachine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DurabilityMode says how sure a write must be before orderflow acts on it.
+type DurabilityMode string
+
+// The durability modes.
+const (
+	// DurabilityNone trusts an acknowledged write (development, or a Redis
+	// whose persistence the operator vouches for).
+	DurabilityNone DurabilityMode = "none"
+	// DurabilityFsync relies on Redis running appendonly with appendfsync
+	// always, so an acknowledged write is on disk; CheckDurability warns
+	// when it does not.
+	DurabilityFsync DurabilityMode = "fsync"
+	// DurabilityReplicas waits, after every write that precedes an effect
+	// and before an order is acknowledged, until Replicas replicas have the
+	// write (WAIT), or have it in their AOF where the server has WAITAOF
+	// (Redis 7.2 and later).
+	DurabilityReplicas DurabilityMode = "replicas"
+)
+
+// Durability is a store's durability setting.
+type Durability struct {
+	// Mode is the setting. Default DurabilityNone.
+	Mode DurabilityMode
+	// Replicas is how many replicas must have a write, with
+	// DurabilityReplicas.
+	Replicas int
+	// Timeout bounds each wait for the replicas. Default 1s.
+	Timeout time.Duration
+}
+
+// ParseDurability reads "none", "fsync" or "replicas=N" (N >= 1).
+func ParseDurability(s string) (Durability, error) {
+	switch {
+	case s == "" || s == string(DurabilityNone):
+		return Durability{Mode: DurabilityNone}, nil
+	case s == string(DurabilityFsync):
+		return Durability{Mode: DurabilityFsync}, nil
+	}
+	if n, ok := strings.CutPrefix(s, string(DurabilityReplicas)+"="); ok {
+		r, err := strconv.Atoi(n)
+		if err == nil && r >= 1 && r <= 100 {
+			return Durability{Mode: DurabilityReplicas, Replicas: r}, nil
+		}
+	}
+	return Durability{}, fmt.Errorf("durability %q: want none, fsync or replicas=N (N from 1 to 100)", s)
+}
+
+// String renders d as ParseDurability reads it.
+func (d Durability) String() string {
+	if d.Mode == DurabilityReplicas {
+		return fmt.Sprintf("replicas=%d", d.Replicas)
+	}
+	return string(cmpMode(d.Mode))
+}
+
+func cmpMode(m DurabilityMode) DurabilityMode {
+	if m == "" {
+		return DurabilityNone
+	}
+	return m
+}
+
+// ErrNotDurable means a write was made but too few replicas acknowledged it
+// within the timeout. Whatever the write was to precede (a provider call, an
+// acknowledgement) must not happen yet; retrying is safe.
+var ErrNotDurable = errors.New("write not acknowledged by enough replicas")
+
+// durableWait is the wait queued behind a write in its pipeline.
+type durableWait struct {
+	wait      *redis.Cmd
+	waitAOF   *redis.Cmd
+	replicas  int
+	wantLocal int64
+}
+
+// awaitDurable queues, in the pipeline of a write, the wait that makes the
+// write durable as configured; nil when there is nothing to wait for. It
+// must share the write's pipeline: WAIT covers the writes of its own
+// connection only.
+func (s *Store) awaitDurable(ctx context.Context, p redis.Pipeliner) *durableWait {
+	d := s.cfg.Durability
+	if d.Mode != DurabilityReplicas {
+		return nil
+	}
+	s.probeOnce.Do(func() { s.probe(ctx) })
+	w := &durableWait{replicas: d.Replicas, wantLocal: s.aofLocal}
+	if s.hasWaitAOF {
+		w.waitAOF = p.Do(ctx, "WAITAOF", s.aofLocal, d.Replicas, d.Timeout.Milliseconds())
+	} else {
+		w.wait = p.Do(ctx, "WAIT", d.Replicas, d.Timeout.Milliseconds())
+	}
+	return w
+}
+
+// err reports whether the wait was met.
+func (w *durableWait) err() error {
+	if w == nil {
+		return nil
+	}
+	if w.waitAOF != nil {
+		v, err := w.waitAOF.Int64Slice()
+		if err != nil {
+			return fmt.Errorf("WAITAOF: %w", err)
+		}
+		if len(v) < 2 || v[0] < w.wantLocal || v[1] < int64(w.replicas) {
+			return fmt.Errorf("%w: WAITAOF answered %v, want %d local and %d replicas", ErrNotDurable, v, w.wantLocal, w.replicas)
+		}
+		return nil
+	}
+	n, err := w.wait.Int64()
+	if err != nil {
+		return fmt.Errorf("WAIT: %w", err)
+	}
+	if n < int64(w.replicas) {
+		return fmt.Errorf("%w: %d of %d replicas", ErrNotDurable, n, w.replicas)
+	}
+	return nil
+}
+
+// durabilityProbe is what the store learned about the server's persistence.
+type durabilityProbe struct {
+	probeOnce  sync.Once
+	hasWaitAOF bool
+	aofLocal   int64
+}
+
+// probe finds whether the server has WAITAOF (Redis 7.2+) and keeps an AOF
+// of its own. A server that refuses CONFIG or COMMAND (an ACL) is taken to
+// have neither.
+func (s *Store) probe(ctx context.Context) {
+	if info, err := s.rdb.Do(ctx, "COMMAND", "INFO", "WAITAOF").Slice(); err == nil && len(info) > 0 && info[0] != nil {
+		s.hasWaitAOF = true
+	}
+	if v, err := s.rdb.ConfigGet(ctx, "appendonly").Result(); err == nil && v["appendonly"] == "yes" {
+		s.aofLocal = 1
+	}
+}
+
+// CheckDurability reads the server's persistence settings and returns what
+// an operator should know about them under the store's durability setting:
+// with DurabilityFsync, a server not running appendonly with appendfsync
+// always; with DurabilityReplicas, a server with fewer connected replicas
+// than required. It fails only when Redis cannot be reached.
+func (s *Store) CheckDurability(ctx context.Context) ([]string, error) {
+	d := s.cfg.Durability
+	var warnings []string
+	switch d.Mode {
+	case DurabilityFsync:
+		v, err := s.rdb.ConfigGet(ctx, "append*").Result()
+		if err != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return nil, err
+			}
+			return []string{"durability fsync: cannot read the server's persistence settings (CONFIG GET: " + err.Error() + "); make sure Redis runs appendonly yes with appendfsync always"}, nil
+		}
+		if v["appendonly"] != "yes" || v["appendfsync"] != "always" {
+			warnings = append(warnings, fmt.Sprintf("durability fsync: Redis runs appendonly=%s appendfsync=%s, so an acknowledged write can be lost in a crash; run appendonly yes with appendfsync always, or use --durability replicas=N",
+				cmpStr(v["appendonly"], "?"), cmpStr(v["appendfsync"], "?")))
+		}
+	case DurabilityReplicas:
+		s.probeOnce.Do(func() { s.probe(ctx) })
+		info, err := s.rdb.Info(ctx, "replication").Result()
+		if err != nil {
+			return nil, err
+		}
+		if n := connectedReplicas(info); n < d.Replicas {
+			warnings = append(warnings, fmt.Sprintf("durability replicas=%d: Redis has %d connected replicas; writes that precede an effect will fail until enough replicas are connected", d.Replicas, n))
+		}
+	}
+	return warnings, nil
+}
+
+func cmpStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// connectedReplicas reads connected_slaves from INFO replication.
+func connectedReplicas(info string) int {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
