@@ -37,14 +37,16 @@ type Config struct {
 	Workers int
 	// KillsPerWorker is how often each worker is SIGKILLed. Default 5.
 	KillsPerWorker int
-	// RedisRestarts is how often Redis is killed and restarted. Default 1.
+	// RedisRestarts is how often Redis is killed and restarted. Default 2.
 	RedisRestarts int
 	// Duration is how long the load and the kills are spread over.
 	// Default 40s.
 	Duration time.Duration
 	// FaultRate is the share of provider calls that misbehave, split
-	// between 5xx, timeouts after the effect was applied, and 429s; a
-	// further share of customers is declined. Default 0.2.
+	// between 5xx, timeouts after the effect was applied, 429s, keys held
+	// in progress (409 idempotency_key_in_use while the provider still
+	// works on the first attempt) and stray 401/404 answers; a further
+	// share of customers is declined. Default 0.2.
 	FaultRate float64
 	// Lease is the workers' lease. Default 2s.
 	Lease time.Duration
@@ -62,7 +64,7 @@ func (c Config) WithDefaults() Config {
 	c.Orders = cmp.Or(c.Orders, 2000)
 	c.Workers = cmp.Or(c.Workers, 3)
 	c.KillsPerWorker = cmp.Or(c.KillsPerWorker, 5)
-	c.RedisRestarts = cmp.Or(c.RedisRestarts, 1)
+	c.RedisRestarts = cmp.Or(c.RedisRestarts, 2)
 	c.Duration = cmp.Or(c.Duration, 40*time.Second)
 	c.FaultRate = cmp.Or(c.FaultRate, 0.2)
 	c.Lease = cmp.Or(c.Lease, 2*time.Second)
@@ -77,6 +79,7 @@ func (c Config) WithDefaults() Config {
 type Result struct {
 	Submitted  int // POST requests sent, duplicates included
 	Distinct   int // distinct orders sent
+	KeyOnly    int // orders sent with an Idempotency-Key and no order_id
 	Accepted   int // distinct orders answered 202
 	Refused    int // distinct orders never accepted (5xx to the end)
 	Duplicates int // duplicate POSTs sent
@@ -88,6 +91,13 @@ type Result struct {
 	Lost int
 	// DoubleEffects counts idempotency keys applied more than once.
 	DoubleEffects int
+	// LeftEffects counts failed or cancelled orders left with an effect
+	// not undone (a charge not refunded, stock not released, a shipment).
+	LeftEffects int
+	// DuplicateOrders counts second orders made under one Idempotency-Key:
+	// seen by the client (a retry answered with another order) or by the
+	// audit.
+	DuplicateOrders int
 	Kills         int
 	RedisRestarts int
 	// Orphaned is how many orders were held by a worker when it was killed.
@@ -101,17 +111,19 @@ type Result struct {
 
 // OK reports whether the run kept every promise.
 func (r *Result) OK() bool {
-	return r.Lost == 0 && r.DoubleEffects == 0 && r.Audit != nil && r.Audit.OK()
+	return r.Lost == 0 && r.DoubleEffects == 0 && r.LeftEffects == 0 && r.DuplicateOrders == 0 && r.Audit != nil && r.Audit.OK()
 }
 
 // String renders the figures.
 func (r *Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "orders sent:        %d distinct (%d POSTs, %d duplicates), %d cancels\n", r.Distinct, r.Submitted, r.Duplicates, r.Cancels)
+	fmt.Fprintf(&b, "orders sent:        %d distinct (%d by Idempotency-Key alone; %d POSTs, %d duplicates), %d cancels\n", r.Distinct, r.KeyOnly, r.Submitted, r.Duplicates, r.Cancels)
 	fmt.Fprintf(&b, "accepted:           %d (refused while Redis was down and never retried in time: %d)\n", r.Accepted, r.Refused)
 	fmt.Fprintf(&b, "finished:           %d completed, %d failed, %d cancelled\n", r.Completed, r.Failed, r.Cancelled)
 	fmt.Fprintf(&b, "lost:               %d\n", r.Lost)
 	fmt.Fprintf(&b, "double effects:     %d\n", r.DoubleEffects)
+	fmt.Fprintf(&b, "effects left:       %d (on failed or cancelled orders)\n", r.LeftEffects)
+	fmt.Fprintf(&b, "duplicate orders:   %d\n", r.DuplicateOrders)
 	fmt.Fprintf(&b, "worker kills:       %d (orders held at the kill: %d), Redis restarts: %d\n", r.Kills, r.Orphaned, r.RedisRestarts)
 	fmt.Fprintf(&b, "resume after kill:  p50 %s, p99 %s\n", r.ResumeP50.Round(time.Millisecond), r.ResumeP99.Round(time.Millisecond))
 	if r.Audit != nil {
@@ -221,7 +233,7 @@ func (s *system) startSim() error {
 		return err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	share := s.cfg.FaultRate / 4 // 5xx, lost answers, 429s, and declined customers
+	share := s.cfg.FaultRate / 6 // 5xx, lost answers, 429s, in-progress keys, stray answers, and declined customers
 	args := []string{"sim", "--redis-url", s.redis.URL(), "--sim-listen", addr, "--log-level", "warn",
 		"--sim-seed", "42", "--payment-decline-customers", strings.Join(declinedCustomers, ","),
 		"--shipping-decline-customers", strings.Join(undeliverableCustomers, ",")}
@@ -230,7 +242,11 @@ func (s *system) startSim() error {
 			"--"+p+"-failure-rate", fmt.Sprint(share),
 			"--"+p+"-timeout-rate", fmt.Sprint(share),
 			"--"+p+"-rate-limit-rate", fmt.Sprint(share),
-			"--"+p+"-retry-after", "1s")
+			"--"+p+"-retry-after", "1s",
+			// Held longer than the workers' 1s provider timeout.
+			"--"+p+"-in-progress-rate", fmt.Sprint(share),
+			"--"+p+"-in-progress-hold", "1500ms",
+			"--"+p+"-stray-rate", fmt.Sprint(share))
 	}
 	if s.sim, err = subproc.Start(s.cfg.Exe, args, ""); err != nil {
 		return err

@@ -22,8 +22,9 @@ var (
 )
 
 // load sends the orders: each with an Idempotency-Key, retried through
-// outages; some sent again (by key, or by order_id alone); some cancelled
-// while they run.
+// outages; a share by the key alone, without an order_id (the server
+// picks the ID, and every retry must converge on it); some sent again (by
+// key, or by order_id alone); some cancelled while they run.
 type load struct {
 	s    *system
 	cfg  Config
@@ -36,6 +37,10 @@ type load struct {
 	duplicates int
 	cancels    int
 	refused    int
+	keyOnly    int
+	// dupOrders counts key-only retries answered with another order than
+	// the first answer named: a second order made under one key.
+	dupOrders int
 }
 
 func newLoad(s *system, cfg Config) *load {
@@ -79,7 +84,7 @@ func (l *load) dice() float64 {
 }
 
 func (l *load) order(ctx context.Context, i int) {
-	id := fmt.Sprintf("chaos-%d", i)
+	name := fmt.Sprintf("chaos-%d", i)
 	customer := fmt.Sprintf("cust-%d", i%97)
 	switch d := l.dice(); {
 	case d < 0.05:
@@ -87,10 +92,17 @@ func (l *load) order(ctx context.Context, i int) {
 	case d < 0.08:
 		customer = undeliverableCustomers[0]
 	}
-	req := orders.Request{OrderID: id, CustomerID: customer, Currency: "USD",
+	req := orders.Request{OrderID: name, CustomerID: customer, Currency: "USD",
 		Items: []orders.Item{{SKU: fmt.Sprintf("SKU-%d", i%13), Qty: int64(1 + i%3), UnitPriceCents: int64(100 + i%900)}}}
-	key := "chaos-key-" + id
-	if !l.post(ctx, req, key, true) {
+	keyOnly := l.dice() < 0.2
+	if keyOnly {
+		// The server picks the ID; the key alone makes retries safe.
+		req.OrderID = ""
+		l.count(&l.keyOnly)
+	}
+	key := "chaos-key-" + name
+	id, ok := l.post(ctx, req, key, true)
+	if !ok {
 		l.mu.Lock()
 		l.refused++
 		l.mu.Unlock()
@@ -103,8 +115,10 @@ func (l *load) order(ctx context.Context, i int) {
 	case d < 0.10:
 		// The client did not see the answer and sends the same request.
 		l.count(&l.duplicates)
-		l.post(ctx, req, key, false)
-	case d < 0.15:
+		if again, ok := l.post(ctx, req, key, false); ok && again != id {
+			l.count(&l.dupOrders)
+		}
+	case d < 0.15 && !keyOnly:
 		// Another client sends the same order without a key.
 		l.count(&l.duplicates)
 		l.post(ctx, req, "", false)
@@ -122,33 +136,46 @@ func (l *load) count(n *int) {
 	l.mu.Unlock()
 }
 
-// post sends the order until it is accepted, retrying 5xx, 409 (in flight)
-// and connection errors for up to 45s, as a client should: a key claimed
-// by a request that Redis's restart interrupted stays "in flight" until its
-// claim lapses. It reports whether the order was accepted.
-func (l *load) post(ctx context.Context, req orders.Request, key string, retry bool) bool {
+// post sends the order until it is accepted, retrying 5xx, 409 and
+// connection errors for up to 45s, as a client should. It returns the
+// accepted order's ID (the server's choice for a key-only order) and
+// whether it was accepted.
+func (l *load) post(ctx context.Context, req orders.Request, key string, retry bool) (string, bool) {
 	body, _ := json.Marshal(req)
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		l.count(&l.submitted)
-		status := l.send(ctx, http.MethodPost, "/v1/orders", body, key)
+		status, answer := l.sendRead(ctx, http.MethodPost, "/v1/orders", body, key)
 		switch {
 		case status == http.StatusAccepted:
-			return true
+			var o struct {
+				OrderID string `json:"order_id"`
+			}
+			if json.Unmarshal(answer, &o) != nil || o.OrderID == "" {
+				return "", false
+			}
+			return o.OrderID, true
 		case !retry || time.Now().After(deadline) || ctx.Err() != nil:
-			return false
+			return "", false
 		case status == 0 || status >= 500 || status == http.StatusConflict || status == http.StatusTooManyRequests:
 			time.Sleep(200 * time.Millisecond)
 		default:
-			return false
+			return "", false
 		}
 	}
 }
 
 func (l *load) send(ctx context.Context, method, path string, body []byte, key string) int {
+	status, _ := l.sendRead(ctx, method, path, body, key)
+	return status
+}
+
+// sendRead sends one request and returns its status (0 when no answer came)
+// and body.
+func (l *load) sendRead(ctx context.Context, method, path string, body []byte, key string) (int, []byte) {
 	r, err := http.NewRequestWithContext(ctx, method, l.s.apiURL+path, bytes.NewReader(body))
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	if body != nil {
 		r.Header.Set("Content-Type", "application/json")
@@ -158,11 +185,14 @@ func (l *load) send(ctx context.Context, method, path string, body []byte, key s
 	}
 	res, err := l.http.Do(r)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode
+	defer res.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return 0, nil
+	}
+	return res.StatusCode, answer
 }
 
 func (l *load) accepted() []string {
@@ -180,4 +210,5 @@ func (l *load) fill(r *Result) {
 	defer l.mu.Unlock()
 	r.Distinct, r.Accepted, r.Refused = l.cfg.Orders, len(l.ok), l.refused
 	r.Submitted, r.Duplicates, r.Cancels = l.submitted, l.duplicates, l.cancels
+	r.KeyOnly, r.DuplicateOrders = l.keyOnly, l.dupOrders
 }

@@ -80,8 +80,13 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 		return err
 	}
 	for _, v := range r.Audit.Violations {
-		if v.Rule == audit.RuleDoubleKey {
+		switch v.Rule {
+		case audit.RuleDoubleKey:
 			r.DoubleEffects++
+		case audit.RuleCompensated:
+			r.LeftEffects++
+		case audit.RuleDuplicateOrders:
+			r.DuplicateOrders++
 		}
 	}
 	store := statemachine.NewStore(s.conn.Client, statemachine.StoreConfig{})

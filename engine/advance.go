@@ -44,7 +44,10 @@ type run struct {
 // retried (Redis unreachable, a version this worker lacks, ErrNotReady).
 func (e *Engine) Advance(ctx context.Context, id string, opt AdvanceOptions) error {
 	e.inFlight.Add(1)
-	defer e.inFlight.Add(-1)
+	defer func() {
+		e.inFlight.Add(-1)
+		e.freed()
+	}()
 	return e.advance(ctx, id, opt, true)
 }
 
@@ -93,7 +96,6 @@ func (r *run) claim(ctx context.Context) error {
 			// Redis judges the lease by its own clock; this run keeps its
 			// view on the local clock, which is what it renews by.
 			r.inst.LeaseUntil = until
-			r.working()
 			return nil
 		case errors.Is(err, statemachine.ErrNotFound) && r.hint != nil && r.e.store.Now().Sub(r.hint.At) < r.e.cfg.FirstTaskGrace:
 			// A first task that overtook the API, which writes the instance
@@ -317,20 +319,8 @@ func (r *run) commitLoopApplied(ctx context.Context, st *statemachine.State, bui
 	}
 }
 
-// working notes that a task-driven run found work, which keeps the wake fast
-// path off while asynq keeps the worker busy (see idle). A task that finds
-// its instance done or leased does not count.
-func (r *run) working() {
-	if r.taskDriven {
-		r.e.lastTaskStart.Store(time.Now().UnixNano())
-	}
-}
-
 // applied updates the in-memory instance after a successful write.
 func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
-	if r.acquire {
-		r.working()
-	}
 	from := r.inst.State
 	if a.Incarnation > 0 {
 		r.inst.Incarnation = a.Incarnation
@@ -385,12 +375,18 @@ func (r *run) handoff(ctx context.Context, queue, why string) error {
 // fresher lease end and delay a resume.
 func (r *run) handoffTask(ctx context.Context, t Task, due time.Time, why string) error {
 	ctx = context.WithoutCancel(ctx)
+	wakeQueue := ""
+	if t.Delay == 0 {
+		// Announce it, so that a worker with spare capacity takes it at
+		// once (see wake.go).
+		wakeQueue = t.Queue
+	}
 	if r.holding {
-		if err := r.e.store.HandOff(ctx, r.id, r.token, due); err != nil {
+		if err := r.e.store.HandOff(ctx, r.id, r.token, due, wakeQueue); err != nil {
 			return fmt.Errorf("handing off %s: %w", r.id, err)
 		}
 		r.holding = false
-	} else if err := r.e.store.ScheduleDue(ctx, r.id, due); err != nil {
+	} else if err := r.e.store.ScheduleDue(ctx, r.id, due, wakeQueue); err != nil {
 		return fmt.Errorf("handing off %s: %w", r.id, err)
 	}
 	if err := r.e.queue.Enqueue(ctx, t); err != nil {
@@ -405,7 +401,7 @@ func (r *run) handoffTask(ctx context.Context, t Task, due time.Time, why string
 func (r *run) scheduleRetry(ctx context.Context, st *statemachine.State, p *retryPlan) error {
 	ctx = context.WithoutCancel(ctx)
 	t := Task{InstanceID: r.id, Queue: r.def.QueueOf(st), TaskID: p.taskID, Delay: p.delay}
-	if err := r.e.store.ScheduleDue(ctx, r.id, r.e.store.Now().Add(p.delay+r.e.cfg.RetryGrace)); err != nil {
+	if err := r.e.store.ScheduleDue(ctx, r.id, r.e.store.Now().Add(p.delay+r.e.cfg.RetryGrace), ""); err != nil {
 		// The entry still says when the lease ran out: the reaper looks
 		// then, early but safe.
 		r.log.Warn("writing the retry's due entry", "err", err)

@@ -117,9 +117,6 @@ func (e *Engine) operate(ctx context.Context, id, action, reason string,
 		}
 		e.log.Info("operator action on a dead-lettered step", "order_id", id, "action", action, "step", st.Step, "reason", reason)
 		if !after.Status.Terminal() {
-			if err := e.store.ScheduleDue(ctx, id, e.store.Now().Add(e.cfg.PickupGrace)); err != nil {
-				e.log.Warn("writing the due entry after an operator action", "order_id", id, "err", err)
-			}
 			e.nudge(ctx, def, after)
 		}
 		return after, nil

@@ -389,3 +389,24 @@ func TestCompensationRefusedForeverIsDeadLettered(t *testing.T) {
 		require.ErrorIs(t, err, engine.ErrNotDeadLettered)
 	})
 }
+
+// A finished order has no due entry, even after its late duplicate task
+// (the asynq task of an order the wake path already finished) runs. Before
+// the fix the duplicate's claim wrote the entry back, and at a steady load
+// finished orders piled up in the due index faster than the reapers took
+// them out.
+func TestFinishedOrderLeavesTheDueIndex(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r, setupOpts{})
+		b.start(t, "o1")
+		b.advance(t, "o1")
+		require.Equal(t, statemachine.OrderCompleted, b.load(t, "o1").State)
+		// Its first task comes late and finds it finished.
+		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue, TaskID: engine.InitialTaskID("o1")}))
+		b.store.FlushDue()
+		n, _, err := b.store.DueStats(context.Background())
+		require.NoError(t, err)
+		require.Zero(t, n, "no due entry for a finished order")
+	})
+}

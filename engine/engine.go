@@ -66,12 +66,19 @@ type Config struct {
 	// OnFinish, when set, is called after an instance reached a terminal
 	// state, on the goroutine that advanced it (benchmarks, domain events).
 	OnFinish func(in *statemachine.Instance)
-	// WakeWorkers is how many goroutines take new instances straight from
-	// the wake list when the worker is idle, so an idle system answers in
-	// milliseconds instead of asynq's polling interval. 0 means 2; a
-	// negative value turns the fast path off.
+	// Concurrency is how many advances the worker runs at once; the wake
+	// path takes work only while the worker runs fewer. Default 20.
+	Concurrency int
+	// Queues are the queues the worker serves, with their weights; the
+	// wake path reads their wake lists. Default: the registry's queues,
+	// weight 1.
+	Queues map[string]int
+	// WakeWorkers is how many goroutines take announced instances straight
+	// from the wake lists while the worker has spare capacity, so a hop
+	// costs milliseconds instead of asynq's polling interval. 0 means 8; a
+	// negative value turns the wake path off.
 	WakeWorkers int
-	// WakeTimeout is how long one blocking read of the wake list waits.
+	// WakeTimeout is how long one blocking read of the wake lists waits.
 	// Default 1s.
 	WakeTimeout time.Duration
 }
@@ -85,7 +92,8 @@ func (c Config) WithDefaults() Config {
 	c.FirstTaskGrace = cmp.Or(c.FirstTaskGrace, 10*time.Second)
 	c.ReaperInterval = cmp.Or(c.ReaperInterval, time.Second)
 	c.TrimInterval = cmp.Or(c.TrimInterval, time.Minute)
-	c.WakeWorkers = cmp.Or(c.WakeWorkers, 2)
+	c.WakeWorkers = cmp.Or(c.WakeWorkers, 8)
+	c.Concurrency = cmp.Or(c.Concurrency, 20)
 	c.WakeTimeout = cmp.Or(c.WakeTimeout, time.Second)
 	if c.WorkerID == "" {
 		c.WorkerID = randomHex(4)
@@ -116,10 +124,11 @@ type Engine struct {
 	metrics    *Metrics
 	log        *slog.Logger
 
-	tokens        atomic.Uint64
-	stopping      atomic.Bool
-	inFlight      atomic.Int64 // task-driven advances running
-	lastTaskStart atomic.Int64 // Unix ns of the latest task-driven advance that found work
+	tokens       atomic.Uint64
+	stopping     atomic.Bool
+	inFlight     atomic.Int64  // task-driven advances running
+	wakeInFlight atomic.Int64  // wake-path advances running
+	capacity     chan struct{} // signalled when an advance ends
 }
 
 // New returns an engine. activities must hold every step of every
@@ -141,9 +150,15 @@ func New(cfg Config, store *statemachine.Store, registry *statemachine.Registry,
 			}
 		}
 	}
+	if len(cfg.Queues) == 0 {
+		cfg.Queues = map[string]int{}
+		for _, q := range registry.Queues() {
+			cfg.Queues[q] = 1
+		}
+	}
 	return &Engine{
 		cfg: cfg, store: store, registry: registry, activities: activities, queue: queue,
-		metrics: metrics, log: cfg.Logger.With("worker", cfg.WorkerID),
+		metrics: metrics, log: cfg.Logger.With("worker", cfg.WorkerID), capacity: make(chan struct{}, 1),
 	}, nil
 }
 

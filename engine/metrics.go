@@ -27,6 +27,11 @@ type Metrics struct {
 	// DeadLetterOrders is how many instances have a parked step now, as
 	// the reaper last counted.
 	DeadLetterOrders prometheus.Gauge
+	// DueEntries is the size of the due index, as the reaper last read it.
+	DueEntries prometheus.Gauge
+	// DueLag is how long the oldest due entry has been due, in seconds
+	// (0 when none is overdue): how far the reapers are behind.
+	DueLag prometheus.Gauge
 
 	// children caches the labelled children of the vectors: looking labels
 	// up on every transition showed in profiles.
@@ -88,9 +93,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "orderflow_dead_letter_orders", Help: "Instances with a step parked for an operator (retry or resolve).",
 		}),
 	}
+	m.DueEntries = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_due_entries", Help: "Entries in the due index (unfinished instances the reaper watches).",
+	})
+	m.DueLag = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_due_lag_seconds", Help: "Age of the oldest overdue entry of the due index: how far the reapers are behind.",
+	})
 	if reg != nil {
 		reg.MustRegister(m.Transitions, m.Steps, m.StepSeconds, m.Finished, m.Redrives, m.StaleWrites, m.ProviderUnexpected,
-			m.DeadLetters, m.DeadLetterOrders)
+			m.DeadLetters, m.DeadLetterOrders, m.DueEntries, m.DueLag)
 	}
 	return m
 }

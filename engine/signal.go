@@ -107,6 +107,10 @@ func (e *Engine) nudge(ctx context.Context, def *statemachine.Definition, in *st
 	}
 	st, _ := def.State(in.State)
 	t := Task{InstanceID: in.ID, Queue: def.QueueOf(st), TaskID: fmt.Sprintf("adv:%s:%d:signal", in.ID, in.Rev)}
+	if err := e.store.ScheduleDue(ctx, in.ID, e.store.Now().Add(e.cfg.PickupGrace), t.Queue); err != nil {
+		e.log.Warn("announcing a signalled instance; the reaper will drive it", "order_id", in.ID, "err", err)
+		return
+	}
 	if err := e.queue.Enqueue(ctx, t); err != nil {
 		e.log.Warn("queueing a task for a signal; the reaper will drive it", "order_id", in.ID, "err", err)
 	}

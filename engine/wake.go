@@ -3,6 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -10,34 +14,27 @@ import (
 	"github.com/orderflow/orderflow/statemachine"
 )
 
-// The wake fast path. asynq finds new tasks by polling, which costs up to a
-// poll interval per hop on an idle system. The API also pushes every new
-// instance's ID on a Redis list (statemachine.WakeKey); an idle worker
-// blocks on that list and claims the instance under the engine's lease at
-// once. The asynq task stays the durable path: when it comes, it finds the
-// instance leased or finished and does nothing. A busy worker leaves the list
-// alone (it is capped), so under load every instance goes through asynq.
+// The wake path. asynq finds new tasks by polling: a worker whose queues
+// ran dry sleeps TaskCheckInterval before it looks again, so every hop
+// through asynq can cost up to that interval, at any load where the queue
+// empties now and then (which is every load below saturation). So every
+// hop that needs no delay (a new instance, a handoff to another queue) is
+// also announced on the target queue's wake list (statemachine.WakeKey),
+// and each worker keeps WakeWorkers goroutines blocked on the wake lists of
+// the queues it serves whenever it has spare capacity. An announced
+// instance is claimed at once, under the engine's lease; the asynq task
+// stays the durable path, and when it comes it finds the instance leased or
+// moved on and does nothing. A saturated worker leaves the lists alone
+// (they are capped), so at full load every instance goes through asynq and
+// no work is done twice.
 
-// idleAfter is how long the worker must have started no task-driven advance
-// for the fast path to read the wake list: a worker whose asynq queues keep
-// it busy leaves new instances to asynq, so that each instance's task is not
-// dequeued only to find the instance already done.
-const idleAfter = 10 * time.Millisecond
-
-// idle reports whether the worker runs no task-driven advance and started
-// none lately.
-func (e *Engine) idle() bool {
-	return e.inFlight.Load() == 0 && time.Since(time.Unix(0, e.lastTaskStart.Load())) > idleAfter
-}
-
-// RunWake runs the wake fast path until ctx ends, with WakeWorkers
-// goroutines. They read the list only while the worker is idle.
+// RunWake runs the wake path until ctx ends, with WakeWorkers goroutines.
 // rdb is a client of its own, used only for the blocking reads: closing it
 // is what interrupts them at shutdown, as go-redis does not abort a blocking
 // read when its context ends.
 func (e *Engine) RunWake(ctx context.Context, rdb redis.UniversalClient) {
 	n := e.cfg.WakeWorkers
-	if n <= 0 {
+	if n <= 0 || len(e.cfg.Queues) == 0 {
 		return
 	}
 	done := make(chan struct{})
@@ -52,23 +49,40 @@ func (e *Engine) RunWake(ctx context.Context, rdb redis.UniversalClient) {
 	}
 }
 
+// hasCapacity reports whether the worker runs fewer advances than its
+// Concurrency, counting both asynq tasks and the wake path.
+func (e *Engine) hasCapacity() bool {
+	return e.inFlight.Load()+e.wakeInFlight.Load() < int64(e.cfg.Concurrency)
+}
+
+// freed tells waiting wake goroutines that an advance ended.
+func (e *Engine) freed() {
+	select {
+	case e.capacity <- struct{}{}:
+	default:
+	}
+}
+
 func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 	for ctx.Err() == nil {
-		if !e.idle() || e.stopping.Load() {
+		if e.stopping.Load() || !e.hasCapacity() {
+			// Wait for an advance to end; the timer is a fallback for a
+			// signal that went to another goroutine.
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(5 * time.Millisecond):
+			case <-e.capacity:
+			case <-time.After(50 * time.Millisecond):
 			}
 			continue
 		}
-		res, err := rdb.BLPop(ctx, e.cfg.WakeTimeout, statemachine.WakeKey).Result()
+		res, err := rdb.BLPop(ctx, e.cfg.WakeTimeout, e.wakeKeys()...).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			continue
 		case err != nil:
 			if ctx.Err() == nil {
-				e.log.Debug("reading the wake list", "err", err)
+				e.log.Debug("reading the wake lists", "err", err)
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Second):
@@ -76,13 +90,38 @@ func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 			}
 			continue
 		}
-		id := res[1]
+		queue, id := strings.TrimPrefix(res[0], statemachine.WakePrefix), res[1]
+		e.wakeInFlight.Add(1)
 		// Not cancelled with the loop: a stopping worker lets the running
 		// step finish and record its result, then hands off (see Stop).
-		err = e.advance(context.WithoutCancel(ctx), id, AdvanceOptions{Queue: statemachine.DefaultQueue, TaskID: "wake"}, false)
+		err = e.advance(context.WithoutCancel(ctx), id, AdvanceOptions{Queue: queue, TaskID: "wake"}, false)
+		e.wakeInFlight.Add(-1)
+		e.freed()
 		if err != nil && ctx.Err() == nil {
 			// The asynq task and the reaper still drive the instance.
-			e.log.Debug("fast path left the instance to its task", "order_id", id, "err", err)
+			e.log.Debug("wake path left the instance to its task", "order_id", id, "err", err)
 		}
 	}
+}
+
+// wakeKeys returns the wake lists of the worker's queues in the order to
+// read them: BLPOP serves the first non-empty list, so the order is drawn
+// at random with each queue's weight (as asynq draws its queues), and no
+// queue starves.
+func (e *Engine) wakeKeys() []string {
+	type keyed struct {
+		key  string
+		rank float64
+	}
+	ks := make([]keyed, 0, len(e.cfg.Queues))
+	for q, w := range e.cfg.Queues {
+		// Efraimidis–Spirakis: the largest u^(1/w) first.
+		ks = append(ks, keyed{statemachine.WakeKey(q), math.Log(1-rand.Float64()) / float64(max(w, 1))})
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].rank > ks[j].rank })
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.key
+	}
+	return out
 }

@@ -92,6 +92,7 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 	}
 	store := statemachine.NewStore(rdb, cfg.Store)
 	queue := tasks.NewQueue(rdb, tasks.QueueConfig{})
+	cfg.Engine.Concurrency, cfg.Engine.Queues = cfg.Concurrency, queues
 	eng, err := engine.New(cfg.Engine, store, registry, orders.Activities(p), queue, engine.NewMetrics(reg))
 	if err != nil {
 		store.Close()

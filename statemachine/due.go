@@ -200,9 +200,17 @@ func (s *Store) RemoveDue(ctx context.Context, id string) error {
 // The engine calls it before it queues a task for the instance (a retry, a
 // handoff, a re-drive): a worker that takes the task afterwards writes its
 // lease end after this, so a stale, later time never overwrites a fresher
-// lease end.
-func (s *Store) ScheduleDue(ctx context.Context, id string, at time.Time) error {
-	if err := s.rdb.ZAdd(ctx, DueKey, redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err(); err != nil {
+// lease end. A non-empty wakeQueue also announces the instance on that
+// queue's wake list, in the same round trip.
+func (s *Store) ScheduleDue(ctx context.Context, id string, at time.Time, wakeQueue string) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+		if wakeQueue != "" {
+			wake(ctx, p, wakeQueue, id)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("writing due entry: %w", err)
 	}
 	return nil
@@ -250,4 +258,115 @@ func (s *Store) DeadLetters(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("counting dead letters: %w", err)
 	}
 	return n, nil
+}
+
+// ClaimDueBatch is ClaimDue for many entries in one round trip. It reports,
+// entry by entry, whether this caller won it.
+func (s *Store) ClaimDueBatch(ctx context.Context, entries []DueEntry, next time.Time) ([]bool, error) {
+	cmds := make([]*redis.Cmd, len(entries))
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		for i, e := range entries {
+			cmds[i] = s.sc.dueClaim.EvalSha(ctx, p, []string{DueKey}, e.ID, e.At, next.UnixMilli())
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claiming due entries: %w", err)
+	}
+	won := make([]bool, len(entries))
+	for i, c := range cmds {
+		n, _ := c.Int()
+		won[i] = n == 1
+	}
+	return won, nil
+}
+
+// peekFields are the record fields the reaper needs to judge an instance.
+var peekFields = []string{fieldWorkflow, fieldVersion, fieldState, fieldStatus, fieldRev, fieldLeaseToken, fieldLeaseUntil,
+	fieldNextAt, fieldTask, fieldDeadLetter}
+
+// Peek reads the state, lease, retry time, task and parking of many
+// instances in one round trip, without their input and step data. A
+// missing instance comes back nil.
+func (s *Store) Peek(ctx context.Context, ids []string) ([]*Instance, error) {
+	cmds := make([]*redis.SliceCmd, len(ids))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, RecordKey(id), peekFields...)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("peeking at instances: %w", err)
+	}
+	out := make([]*Instance, len(ids))
+	for i, id := range ids {
+		vals := cmds[i].Val()
+		h := make(map[string]string, len(peekFields))
+		for j, f := range peekFields {
+			if j < len(vals) {
+				if v, ok := vals[j].(string); ok {
+					h[f] = v
+				}
+			}
+		}
+		if h[fieldStatus] == "" {
+			continue
+		}
+		out[i] = decodeInstance(id, h, "")
+	}
+	return out, nil
+}
+
+// DueUpdate is one correction the reaper makes to the due index: a new
+// time, or, with the zero At, a removal.
+type DueUpdate struct {
+	ID string
+	At time.Time
+}
+
+// UpdateDue applies the reaper's corrections in one round trip.
+func (s *Store) UpdateDue(ctx context.Context, updates []DueUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		var zs []redis.Z
+		var gone []any
+		for _, u := range updates {
+			if u.At.IsZero() {
+				gone = append(gone, u.ID)
+			} else {
+				zs = append(zs, redis.Z{Score: float64(u.At.UnixMilli()), Member: u.ID})
+			}
+		}
+		if len(zs) > 0 {
+			p.ZAdd(ctx, DueKey, zs...)
+		}
+		if len(gone) > 0 {
+			p.ZRem(ctx, DueKey, gone...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("updating due entries: %w", err)
+	}
+	return nil
+}
+
+// DueStats returns how many entries the due index holds and the time of
+// the oldest (the zero time when it is empty).
+func (s *Store) DueStats(ctx context.Context) (int64, time.Time, error) {
+	var card *redis.IntCmd
+	var head *redis.ZSliceCmd
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.ZCard(ctx, DueKey)
+		head = p.ZRangeWithScores(ctx, DueKey, 0, 0)
+		return nil
+	}); err != nil {
+		return 0, time.Time{}, fmt.Errorf("reading due index stats: %w", err)
+	}
+	var oldest time.Time
+	if zs := head.Val(); len(zs) > 0 {
+		oldest = time.UnixMilli(int64(zs[0].Score))
+	}
+	return card.Val(), oldest, nil
 }

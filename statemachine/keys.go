@@ -39,9 +39,14 @@ const DueKey = Prefix + "due"
 // operator, scored by when it was parked (Unix ms).
 const DeadLetterKey = Prefix + "idx:dead"
 
-// WakeKey is the list through which the API hands new instances to idle
-// workers at once; asynq tasks remain the durable path.
-const WakeKey = Prefix + "wake"
+// WakePrefix starts the wake lists' keys.
+const WakePrefix = Prefix + "wake:"
+
+// WakeKey is the list through which instances are announced to the workers
+// serving queue, so that a worker with spare capacity claims them at once
+// instead of waiting for asynq's next poll; asynq tasks remain the durable
+// path (see engine.RunWake).
+func WakeKey(queue string) string { return WakePrefix + queue }
 
 // FinishedChannel is the pub/sub channel on which an instance's ID is
 // published when it finishes, if a client waits for it (see Store.Watch).

@@ -154,10 +154,7 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(n.Due.UnixMilli()), Member: n.ID})
 		// Announce it to idle workers; the list is capped so that a busy
 		// system, which leaves it alone, does not grow it.
-		p.LPush(ctx, WakeKey, n.ID)
-		if rand.IntN(wakeTrimEvery) == 0 {
-			p.LTrim(ctx, WakeKey, 0, wakeCap-1)
-		}
+		wake(ctx, p, n.Definition.QueueOf(initialState(n.Definition)), n.ID)
 		durable = s.awaitDurable(ctx, p)
 	})
 	if err == nil {
@@ -186,6 +183,22 @@ const (
 	wakeCap       = 1000
 	wakeTrimEvery = 100
 )
+
+// wake queues, in p, the announcement of instance id on queue's wake list:
+// the list is capped so that a busy system, which leaves it alone, does
+// not grow it.
+func wake(ctx context.Context, p redis.Pipeliner, queue, id string) {
+	key := WakeKey(queue)
+	p.LPush(ctx, key, id)
+	if rand.IntN(wakeTrimEvery) == 0 {
+		p.LTrim(ctx, key, 0, wakeCap-1)
+	}
+}
+
+func initialState(d *Definition) *State {
+	s, _ := d.State(d.Initial)
+	return s
+}
 
 // Claim takes the lease on an instance until the given time (by the store's
 // clock; Redis counts the same length from its own) and returns the
@@ -401,11 +414,15 @@ func (s *Store) Release(ctx context.Context, id, token string) error {
 
 // HandOff gives up a lease and, in the same round trip, sets the instance's
 // due entry to dueAt, before the caller queues the task that carries the
-// instance on (see ScheduleDue for why the order matters).
-func (s *Store) HandOff(ctx context.Context, id, token string, dueAt time.Time) error {
+// instance on (see ScheduleDue for why the order matters). A non-empty
+// wakeQueue also announces the instance on that queue's wake list.
+func (s *Store) HandOff(ctx context.Context, id, token string, dueAt time.Time, wakeQueue string) error {
 	if err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		s.sc.release.EvalSha(ctx, p, []string{RecordKey(id)}, token)
 		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(dueAt.UnixMilli()), Member: id})
+		if wakeQueue != "" {
+			wake(ctx, p, wakeQueue, id)
+		}
 	}); err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}

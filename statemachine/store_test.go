@@ -263,7 +263,7 @@ func (b *storeBundle) score(t *testing.T, key, id string) int64 {
 // worker takes.
 func (b *storeBundle) wakeHead(t *testing.T) string {
 	t.Helper()
-	id, err := b.rdb.LIndex(t.Context(), WakeKey, 0).Result()
+	id, err := b.rdb.LIndex(t.Context(), WakeKey(DefaultQueue), 0).Result()
 	require.NoError(t, err)
 	return id
 }
@@ -414,7 +414,7 @@ func TestStoreCreateIndexes(t *testing.T) {
 		created := b.clock.Now()
 		due := created.Add(30 * time.Second)
 		b.createDue(t, "o1", due)
-		writes := []string{"evalsha " + b.store.sc.create.Hash(), "zadd " + IndexKey, "zadd " + DueKey, "lpush " + WakeKey}
+		writes := []string{"evalsha " + b.store.sc.create.Hash(), "zadd " + IndexKey, "zadd " + DueKey, "lpush " + WakeKey(DefaultQueue)}
 		got := trips.touching(writes...)
 		require.Len(t, got, 1, "Create writes in one round trip: %q", got)
 		require.Subset(t, got[0], writes)
