@@ -98,8 +98,8 @@ type Result struct {
 	// seen by the client (a retry answered with another order) or by the
 	// audit.
 	DuplicateOrders int
-	Kills         int
-	RedisRestarts int
+	Kills           int
+	RedisRestarts   int
 	// Orphaned is how many orders were held by a worker when it was killed.
 	Orphaned int
 	// ResumeP50/P99 are the times from a kill to the next transition of the
