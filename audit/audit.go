@@ -36,6 +36,8 @@ const (
 	RuleStuck       = "unfinished_too_long"
 	RuleDoubleKey   = "key_applied_twice"
 	RuleOrphan      = "effect_without_order"
+	// RuleDuplicateOrders: two orders were made under one Idempotency-Key.
+	RuleDuplicateOrders = "duplicate_orders_per_key"
 )
 
 // Config tunes an audit.
