@@ -430,10 +430,13 @@ func TestSimulatorRejectsBadRequests(t *testing.T) {
 		status, _ := b.do(t, http.MethodPost, "/payment/charges", "k", `{"order_id":"`+strings.Repeat("x", maxBodyBytes)+`"}`)
 		require.Equal(t, http.StatusRequestEntityTooLarge, status)
 
-		// Through the client, a missing key is a permanent 400.
+		// Through the client, a missing key is a 400: no decline, so not
+		// permanent, and unexpected, so ambiguous.
 		_, err := b.set.Payment.Charge(t.Context(), ChargeRequest{OrderID: "o1", AmountCents: 1})
 		requireProviderError(t, err, http.StatusBadRequest, CodeBadRequest)
-		require.True(t, IsPermanent(err))
+		require.False(t, IsPermanent(err))
+		require.True(t, IsUnexpected(err))
+		require.True(t, IsAmbiguous(err))
 
 		for _, p := range providerNames {
 			require.Empty(t, b.all(t, p), p)
