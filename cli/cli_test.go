@@ -134,6 +134,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"api", "--redis-url", "redis://x:1", "--shutdown-timeout", "0s"}, "--shutdown-timeout"},
 		{[]string{"api", "--redis-url", "redis://x:1", "--log-format", "xml"}, "--log-format"},
 		{[]string{"sim", "--redis-url", "redis://x:1", "--shipping-timeout-rate", "-1"}, "imeout"},
+		{[]string{"sim", "--redis-url", "redis://x:1", "--payment-in-progress-rate", "1.5"}, "InProgressRate"},
+		{[]string{"sim", "--redis-url", "redis://x:1", "--inventory-stray-rate", "-0.1"}, "StrayRate"},
+		{[]string{"sim", "--redis-url", "redis://x:1", "--payment-in-progress-hold", "-1s"}, "InProgressHold"},
+		{[]string{"sim", "--redis-url", "redis://x:1", "--payment-in-progress-hold", "soon"}, "in-progress-hold"},
+		{[]string{"dev", "--shipping-broken", "ignore-keys,lose-parcels"}, `unknown mode "lose-parcels"`},
 		{[]string{"version", "--verbose"}, "verbose"},
 	} {
 		requireUsageError(t, run(tc.args...), tc.want)

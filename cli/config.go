@@ -106,8 +106,9 @@ type simFlags struct {
 
 type faultFlags struct {
 	failureRate, timeoutRate, rateLimitRate float64
-	latency, retryAfter                     time.Duration
-	declineCustomers, declineSKUs           listFlag
+	inProgressRate, strayRate               float64
+	latency, retryAfter, inProgressHold     time.Duration
+	declineCustomers, declineSKUs, broken   listFlag
 }
 
 func (s *simFlags) register(fs *flag.FlagSet) {
@@ -122,6 +123,10 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 		fs.DurationVar(&f.retryAfter, p+"-retry-after", time.Second, "sim: Retry-After of "+p+"'s 429 answers")
 		fs.Var(&f.declineCustomers, p+"-decline-customers", "sim: customers "+p+" declines permanently (comma-separated)")
 		fs.Var(&f.declineSKUs, p+"-decline-skus", "sim: SKUs "+p+" declines permanently (comma-separated)")
+		fs.Float64Var(&f.inProgressRate, p+"-in-progress-rate", 0, "sim: share of new "+p+" keys held in progress, answered 409 idempotency_key_in_use meanwhile (0..1)")
+		fs.DurationVar(&f.inProgressHold, p+"-in-progress-hold", providers.DefaultInProgressHold, "sim: how long "+p+" holds a key in progress before applying its effect")
+		fs.Float64Var(&f.strayRate, p+"-stray-rate", 0, "sim: share of "+p+" calls answered 401 or 404 without effect (0..1)")
+		fs.Var(&f.broken, p+"-broken", "sim: contract breaches for proving the audit, comma-separated: ignore-keys, apply-declines, drop-compensations")
 	}
 	fs.IntVar(&s.initialStock, "sim-initial-stock", 0, "sim: stock of every SKU before its first reservation; 0 is unlimited")
 	fs.Uint64Var(&s.seed, "sim-seed", 0, "sim: seed of the fault dice; 0 is random")
@@ -134,6 +139,8 @@ func (s *simFlags) config() (providers.SimConfig, error) {
 			FailureRate: f.failureRate, Latency: f.latency, TimeoutRate: f.timeoutRate,
 			RateLimitRate: f.rateLimitRate, RetryAfter: f.retryAfter,
 			DeclineCustomers: f.declineCustomers, DeclineSKUs: f.declineSKUs,
+			InProgressRate: f.inProgressRate, InProgressHold: f.inProgressHold,
+			StrayRate: f.strayRate, Broken: f.broken,
 		}
 	}
 	c := providers.SimConfig{

@@ -116,13 +116,25 @@ type httpAnswer struct {
 	TransactionID  string `json:"transaction_id"`
 	RefundID       string `json:"refund_id"`
 	TrackingNumber string `json:"tracking_number"`
-	Error          string `json:"error"`
+	// Refunded is false in a refund's answer when there was nothing to
+	// refund; absent otherwise.
+	Refunded *bool  `json:"refunded"`
+	Error    string `json:"error"`
+}
+
+// carries returns an ID picker for post: a success must carry a non-empty
+// ID.
+func carries(field func(*httpAnswer) string) func(*httpAnswer) (string, bool) {
+	return func(a *httpAnswer) (string, bool) {
+		id := field(a)
+		return id, id != ""
+	}
 }
 
 // Reserve implements Inventory.
 func (c *httpClient) Reserve(ctx context.Context, r ReserveRequest) (string, error) {
 	return c.post(ctx, ProviderInventory, OpReserve, c.inventory+"/reservations", r.IdempotencyKey, r,
-		func(a *httpAnswer) string { return a.ReservationID })
+		carries(func(a *httpAnswer) string { return a.ReservationID }))
 }
 
 // Release implements Inventory. An empty reservation ID names no
@@ -142,24 +154,31 @@ func (c *httpClient) Release(ctx context.Context, r ReleaseRequest) error {
 // Charge implements Payment.
 func (c *httpClient) Charge(ctx context.Context, r ChargeRequest) (string, error) {
 	return c.post(ctx, ProviderPayment, OpCharge, c.payment+"/charges", r.IdempotencyKey, r,
-		func(a *httpAnswer) string { return a.TransactionID })
+		carries(func(a *httpAnswer) string { return a.TransactionID }))
 }
 
-// Refund implements Payment.
+// Refund implements Payment. It sends an empty transaction ID as it is,
+// asking the provider to refund the charge made under the charge key, and
+// returns "" with no error when the provider answers that there was
+// nothing to refund ({"refund_id":"","refunded":false}).
 func (c *httpClient) Refund(ctx context.Context, r RefundRequest) (string, error) {
 	return c.post(ctx, ProviderPayment, OpRefund, c.payment+"/refunds", r.IdempotencyKey, r,
-		func(a *httpAnswer) string { return a.RefundID })
+		func(a *httpAnswer) (string, bool) {
+			nothing := a.Refunded != nil && !*a.Refunded
+			return a.RefundID, a.RefundID != "" || nothing
+		})
 }
 
 // Ship implements Shipping.
 func (c *httpClient) Ship(ctx context.Context, r ShipRequest) (string, error) {
 	return c.post(ctx, ProviderShipping, OpShip, c.shipping+"/shipments", r.IdempotencyKey, r,
-		func(a *httpAnswer) string { return a.TrackingNumber })
+		carries(func(a *httpAnswer) string { return a.TrackingNumber }))
 }
 
 // post sends one call and classifies its answer. idFunc picks the ID a
-// success must carry; nil means a success carries none.
-func (c *httpClient) post(ctx context.Context, provider, op, u, key string, body any, idFunc func(*httpAnswer) string) (string, error) {
+// success carries, and reports false when the success lacks what it must
+// carry; nil means a success carries nothing.
+func (c *httpClient) post(ctx context.Context, provider, op, u, key string, body any, idFunc func(*httpAnswer) (string, bool)) (string, error) {
 	fail := func(status int, err error) *Error {
 		return &Error{Provider: provider, Op: op, Status: status, Err: err}
 	}
@@ -205,8 +224,8 @@ func (c *httpClient) post(ctx context.Context, provider, op, u, key string, body
 	if idFunc == nil {
 		return "", nil
 	}
-	id := idFunc(&a)
-	if id == "" {
+	id, ok := idFunc(&a)
+	if !ok {
 		return "", fail(0, fmt.Errorf("%d answer carries no ID", resp.StatusCode))
 	}
 	return id, nil

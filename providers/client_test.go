@@ -3,6 +3,8 @@ package providers
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -119,43 +121,204 @@ func TestHTTPClientSendsContract(t *testing.T) {
 	require.Empty(t, b.reqs)
 }
 
+// class is how the client classifies an answer.
+type class int
+
+const (
+	classSuccess    class = iota // no error
+	classDecline                 // permanent, applied nothing
+	classRetryable               // 408, 429: applied nothing, retry
+	classInProgress              // 409 idempotency_key_in_use: ambiguous, retry later
+	classUnexpected              // any other answer: ambiguous
+	classAmbiguous               // no answer, 5xx, unreadable success
+)
+
+// requireClass asserts that err is classified as want, with each predicate
+// agreeing.
+func requireClass(t *testing.T, want class, err error, msgAndArgs ...any) {
+	t.Helper()
+	if want == classSuccess {
+		require.NoError(t, err, msgAndArgs...)
+		return
+	}
+	require.Error(t, err, msgAndArgs...)
+	require.Equal(t, want == classDecline, IsDecline(err), msgAndArgs...)
+	require.Equal(t, want == classDecline, IsPermanent(err), msgAndArgs...)
+	require.Equal(t, want == classInProgress, IsInProgress(err), msgAndArgs...)
+	require.Equal(t, want == classUnexpected, IsUnexpected(err), msgAndArgs...)
+	require.Equal(t, want >= classInProgress, IsAmbiguous(err), msgAndArgs...)
+}
+
+// callOp calls one operation of set, as the engine would.
+func callOp(ctx context.Context, set Set, op string) error {
+	var err error
+	switch op {
+	case OpReserve:
+		_, err = set.Inventory.Reserve(ctx, ReserveRequest{IdempotencyKey: "o1:reserve", OrderID: "o1", Items: []Item{{SKU: "a", Qty: 1}}})
+	case OpRelease:
+		err = set.Inventory.Release(ctx, ReleaseRequest{IdempotencyKey: "o1:release", OrderID: "o1", ReservationID: "r1"})
+	case OpCharge:
+		_, err = set.Payment.Charge(ctx, ChargeRequest{IdempotencyKey: "o1:charge", OrderID: "o1"})
+	case OpRefund:
+		_, err = set.Payment.Refund(ctx, RefundRequest{IdempotencyKey: "o1:refund", OrderID: "o1", TransactionID: "t1"})
+	case OpShip:
+		_, err = set.Shipping.Ship(ctx, ShipRequest{IdempotencyKey: "o1:ship", OrderID: "o1"})
+	}
+	return err
+}
+
+// allOps lists every operation with its provider.
+var allOps = []struct{ provider, op string }{
+	{ProviderInventory, OpReserve}, {ProviderInventory, OpRelease},
+	{ProviderPayment, OpCharge}, {ProviderPayment, OpRefund},
+	{ProviderShipping, OpShip},
+}
+
+// Every answer PROVIDERS.md names, sent to every operation: a decline is
+// one only for its own operation with its own code; everything else but
+// 408, 429 and 5xx is unexpected, and so ambiguous.
 func TestHTTPClientClassifiesAnswers(t *testing.T) {
 	t.Parallel()
 	date := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 	for _, tc := range []struct {
-		name      string
-		answer    stubAnswer
-		status    int
-		code      string
-		permanent bool
-		ambiguous bool
-		retryMin  time.Duration
+		name     string
+		answer   stubAnswer
+		status   int
+		code     string
+		class    class
+		declines string // the operation for which the answer is a decline
+		retryMin time.Duration
 	}{
-		{"declined", stubAnswer{status: 402, body: `{"error":"card_declined"}`}, 402, CodeCardDeclined, true, false, 0},
-		{"out of stock", stubAnswer{status: 409, body: `{"error":"out_of_stock"}`}, 409, CodeOutOfStock, true, false, 0},
-		{"undeliverable", stubAnswer{status: 422, body: `{"error":"undeliverable"}`}, 422, CodeUndeliverable, true, false, 0},
-		{"bad request", stubAnswer{status: 400, body: `{"error":"bad_request"}`}, 400, CodeBadRequest, true, false, 0},
-		{"not found, no body", stubAnswer{status: 404}, 404, "", true, false, 0},
-		{"request timeout", stubAnswer{status: 408}, 408, "", false, false, 0},
-		{"rate limited", stubAnswer{status: 429, body: `{"error":"rate_limited"}`, retryAfter: "3"}, 429, CodeRateLimited, false, false, 3 * time.Second},
-		{"internal, html body", stubAnswer{status: 500, body: `<html>oops</html>`}, 500, "", false, true, 0},
-		{"unavailable with date", stubAnswer{status: 503, body: `{"error":"unavailable"}`, retryAfter: date}, 503, CodeUnavailable, false, true, 58 * time.Minute},
-		{"success, unreadable", stubAnswer{status: 200, body: `{"transaction_id":`}, 0, "", false, true, 0},
-		{"success, no ID", stubAnswer{status: 201, body: `{}`}, 0, "", false, true, 0},
+		{"card declined", stubAnswer{status: 402, body: `{"error":"card_declined"}`}, 402, CodeCardDeclined, classUnexpected, OpCharge, 0},
+		{"out of stock", stubAnswer{status: 409, body: `{"error":"out_of_stock"}`}, 409, CodeOutOfStock, classUnexpected, OpReserve, 0},
+		{"undeliverable", stubAnswer{status: 422, body: `{"error":"undeliverable"}`}, 422, CodeUndeliverable, classUnexpected, OpShip, 0},
+		{"402 without code", stubAnswer{status: 402}, 402, "", classUnexpected, "", 0},
+		{"409 without code", stubAnswer{status: 409, body: `{}`}, 409, "", classUnexpected, "", 0},
+		{"409 other code", stubAnswer{status: 409, body: `{"error":"conflict"}`}, 409, "conflict", classUnexpected, "", 0},
+		{"422 without code", stubAnswer{status: 422, body: `{"error":"validation_failed"}`}, 422, "validation_failed", classUnexpected, "", 0},
+		{"409 out_of_stock unreadable", stubAnswer{status: 409, body: `out_of_stock`}, 409, "", classUnexpected, "", 0},
+		{"decline code, wrong status", stubAnswer{status: 400, body: `{"error":"card_declined"}`}, 400, CodeCardDeclined, classUnexpected, "", 0},
+		{"in progress", stubAnswer{status: 409, body: `{"error":"idempotency_key_in_use"}`, retryAfter: "1"}, 409, CodeInProgress, classInProgress, "", time.Second},
+		{"unauthorized", stubAnswer{status: 401, body: `{"error":"unauthorized"}`, retryAfter: "5"}, 401, CodeUnauthorized, classUnexpected, "", 5 * time.Second},
+		{"forbidden", stubAnswer{status: 403, body: `<html>no</html>`}, 403, "", classUnexpected, "", 0},
+		{"not found", stubAnswer{status: 404, body: `{"error":"not_found"}`}, 404, CodeNotFound, classUnexpected, "", 0},
+		{"not found, no body", stubAnswer{status: 404}, 404, "", classUnexpected, "", 0},
+		{"bad request", stubAnswer{status: 400, body: `{"error":"bad_request"}`}, 400, CodeBadRequest, classUnexpected, "", 0},
+		{"request timeout", stubAnswer{status: 408}, 408, "", classRetryable, "", 0},
+		{"rate limited", stubAnswer{status: 429, body: `{"error":"rate_limited"}`, retryAfter: "3"}, 429, CodeRateLimited, classRetryable, "", 3 * time.Second},
+		{"internal, html body", stubAnswer{status: 500, body: `<html>oops</html>`}, 500, "", classAmbiguous, "", 0},
+		{"bad gateway", stubAnswer{status: 502}, 502, "", classAmbiguous, "", 0},
+		{"unavailable with date", stubAnswer{status: 503, body: `{"error":"unavailable"}`, retryAfter: date}, 503, CodeUnavailable, classAmbiguous, "", 58 * time.Minute},
+		{"gateway timeout", stubAnswer{status: 504}, 504, "", classAmbiguous, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setupStub(t, tc.answer, 0)
-			_, err := b.set.Payment.Charge(t.Context(), ChargeRequest{IdempotencyKey: "o1:charge", OrderID: "o1"})
-			pe := requireProviderError(t, err, tc.status, tc.code)
-			require.Equal(t, ProviderPayment, pe.Provider)
-			require.Equal(t, OpCharge, pe.Op)
-			require.Equal(t, tc.permanent, IsPermanent(err))
-			require.Equal(t, tc.ambiguous, IsAmbiguous(err))
-			require.GreaterOrEqual(t, RetryAfterOf(err), tc.retryMin)
-			require.LessOrEqual(t, RetryAfterOf(err), max(tc.retryMin, time.Hour))
+			for _, o := range allOps {
+				err := callOp(t.Context(), b.set, o.op)
+				want := tc.class
+				if o.op == tc.declines {
+					want = classDecline
+				}
+				requireClass(t, want, err, o.op)
+				pe := requireProviderError(t, err, tc.status, tc.code)
+				require.Equal(t, o.provider, pe.Provider)
+				require.Equal(t, o.op, pe.Op)
+				require.GreaterOrEqual(t, RetryAfterOf(err), tc.retryMin, o.op)
+				require.LessOrEqual(t, RetryAfterOf(err), max(tc.retryMin, time.Hour), o.op)
+			}
 		})
 	}
+}
+
+// A success whose answer cannot be read, or lacks the ID it must carry, is
+// ambiguous: the effect exists but its ID is lost. A release needs no ID.
+func TestHTTPClientUnreadableSuccess(t *testing.T) {
+	t.Parallel()
+	for _, answer := range []stubAnswer{
+		{status: 200, body: `{"transaction_id":`},
+		{status: 200, body: `<html>ok</html>`},
+		{status: 201, body: `{}`},
+		{status: 200, body: `{"refund_id":""}`},
+		{status: 200, body: `{"refunded":true}`},
+	} {
+		t.Run(answer.body, func(t *testing.T) {
+			t.Parallel()
+			b := setupStub(t, answer, 0)
+			for _, o := range allOps {
+				err := callOp(t.Context(), b.set, o.op)
+				if o.op == OpRelease {
+					requireClass(t, classSuccess, err, o.op)
+					continue
+				}
+				requireClass(t, classAmbiguous, err, o.op)
+				requireProviderError(t, err, 0, "")
+			}
+		})
+	}
+}
+
+// The classification of hand-built errors, over every status and code a
+// provider might send to every operation: each failure is exactly one of a
+// decline, a retryable refusal (408, 429) or ambiguous.
+func TestErrorClassesArePartition(t *testing.T) {
+	t.Parallel()
+	codes := []string{"", CodeOutOfStock, CodeCardDeclined, CodeUndeliverable, CodeInProgress, CodeBadRequest, CodeUnauthorized, CodeNotFound, CodeRateLimited, CodeUnavailable, CodeInternal}
+	declines := map[[2]string]struct {
+		status int
+		code   string
+	}{
+		{ProviderInventory, OpReserve}: {409, CodeOutOfStock},
+		{ProviderPayment, OpCharge}:    {402, CodeCardDeclined},
+		{ProviderShipping, OpShip}:     {422, CodeUndeliverable},
+	}
+	for _, o := range allOps {
+		for status := 0; status < 600; status++ {
+			if status > 0 && status < 300 {
+				continue
+			}
+			for _, code := range codes {
+				e := &Error{Provider: o.provider, Op: o.op, Status: status, Code: code}
+				d, isDeclineOp := declines[[2]string{o.provider, o.op}]
+				wantDecline := isDeclineOp && d.status == status && d.code == code
+				retryable := status == 408 || status == 429
+				inProgress := status == 409 && code == CodeInProgress
+				unexpected := status != 0 && status < 500 && !wantDecline && !retryable && !inProgress
+				msg := fmt.Sprintf("%s %s %d %q", o.provider, o.op, status, code)
+				require.Equal(t, wantDecline, e.Decline(), msg)
+				require.Equal(t, wantDecline, e.Permanent(), msg)
+				require.Equal(t, inProgress, e.InProgress(), msg)
+				require.Equal(t, unexpected, e.Unexpected(), msg)
+				require.Equal(t, !wantDecline && !retryable, e.Ambiguous(), msg)
+			}
+		}
+	}
+	// A non-provider error is ambiguous and nothing else.
+	other := errors.New("boom")
+	require.True(t, IsAmbiguous(other))
+	require.False(t, IsDecline(other) || IsPermanent(other) || IsInProgress(other) || IsUnexpected(other))
+	require.Zero(t, RetryAfterOf(other))
+	require.False(t, IsAmbiguous(nil))
+	// Wrapped, it keeps its class.
+	wrapped := fmt.Errorf("charging: %w", &Error{Provider: ProviderPayment, Op: OpCharge, Status: 402, Code: CodeCardDeclined})
+	require.True(t, IsDecline(wrapped))
+}
+
+// A refund that finds nothing to refund answers {"refund_id":"",
+// "refunded":false}: no error and no ID. An empty transaction ID is sent as
+// it is, for the provider to refund by key.
+func TestHTTPClientRefundOfNothing(t *testing.T) {
+	t.Parallel()
+	b := setupStub(t, stubAnswer{status: 200, body: `{"refund_id":"","refunded":false}`}, 0)
+	id, err := b.set.Payment.Refund(t.Context(), RefundRequest{IdempotencyKey: "o1:refund", OrderID: "o1", AmountCents: 5, Currency: "EUR"})
+	require.NoError(t, err)
+	require.Empty(t, id)
+	require.Equal(t, recorded{http.MethodPost, "/p/payment/refunds", "o1:refund",
+		map[string]any{"order_id": "o1", "transaction_id": "", "amount_cents": 5.0, "currency": "EUR"}}, <-b.reqs)
+
+	// A charge answering so still lacks its ID.
+	_, err = b.set.Payment.Charge(t.Context(), ChargeRequest{IdempotencyKey: "o1:charge", OrderID: "o1"})
+	requireClass(t, classAmbiguous, err)
 }
 
 func TestHTTPClientReleaseNeedsNoID(t *testing.T) {

@@ -15,6 +15,15 @@ const (
 	CodeCardDeclined = "card_declined"
 	// CodeUndeliverable: shipping cannot deliver the order (422).
 	CodeUndeliverable = "undeliverable"
+	// CodeInProgress: a request under the same Idempotency-Key is still
+	// being processed; retry later (409, with Retry-After).
+	CodeInProgress = "idempotency_key_in_use"
+	// CodeUnauthorized: the credentials were refused (401), as after a
+	// rotation. The simulators send it as a stray answer.
+	CodeUnauthorized = "unauthorized"
+	// CodeNotFound: no such route or resource (404), as from a gateway.
+	// The simulators send it as a stray answer.
+	CodeNotFound = "not_found"
 	// CodeBadRequest: the request was malformed or lacked its
 	// Idempotency-Key (400).
 	CodeBadRequest = "bad_request"
@@ -28,7 +37,10 @@ const (
 )
 
 // Error is a provider call that did not succeed. It says whether retrying can
-// help and whether the effect may have been applied anyway.
+// help and whether the effect may have been applied anyway. Each failure is
+// exactly one of: a decline (Decline), a retryable refusal that applied
+// nothing (408, 429), or ambiguous (Ambiguous: no answer, 5xx, in progress,
+// or Unexpected).
 type Error struct {
 	// Provider is "inventory", "payment" or "shipping".
 	Provider string
@@ -61,31 +73,88 @@ func (e *Error) Error() string {
 // Unwrap returns the transport error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Permanent reports whether the answer is a business failure that no retry
-// can change: 402, 409, 422, and any status that is neither success nor
-// retryable.
-func (e *Error) Permanent() bool {
+// Decline reports whether the answer is one of the three business refusals
+// of PROVIDERS.md, after which the provider applied nothing: inventory's
+// reserve 409 out_of_stock, payment's charge 402 card_declined, shipping's
+// ship 422 undeliverable. Each is known by provider, operation, status and
+// code together: a 409 out_of_stock to a release, or a 409 without the
+// code, says nothing about the effect and is no decline.
+func (e *Error) Decline() bool {
 	switch {
-	case e.Status == 0:
-		return false
-	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests:
-		return false
-	case e.Status >= 500:
-		return false
-	default:
-		return true
+	case e.Provider == ProviderInventory && e.Op == OpReserve:
+		return e.Status == http.StatusConflict && e.Code == CodeOutOfStock
+	case e.Provider == ProviderPayment && e.Op == OpCharge:
+		return e.Status == http.StatusPaymentRequired && e.Code == CodeCardDeclined
+	case e.Provider == ProviderShipping && e.Op == OpShip:
+		return e.Status == http.StatusUnprocessableEntity && e.Code == CodeUndeliverable
 	}
+	return false
+}
+
+// Permanent reports whether no retry can change the answer. Only a decline
+// is permanent: any other failure may be the provider's passing trouble, and
+// a retry under the same key is what settles it.
+func (e *Error) Permanent() bool { return e.Decline() }
+
+// InProgress reports whether the provider is still working on a request
+// under this key, perhaps an earlier attempt that timed out on our side
+// (409 idempotency_key_in_use). Retry later with the same key, honouring
+// RetryAfter; the effect may already exist.
+func (e *Error) InProgress() bool {
+	return e.Status == http.StatusConflict && e.Code == CodeInProgress
+}
+
+// Unexpected reports whether the provider answered something the contract
+// does not name: neither a success, a decline nor in-progress, and no 408,
+// 429 or 5xx. A 401 after a credential rotation, a gateway's 404 or 400, a
+// 409 or 422 without the decline code: each says nothing about whether the
+// effect happened, so it is ambiguous, and worth logging loudly.
+func (e *Error) Unexpected() bool {
+	switch {
+	case e.Status == 0, e.Status >= 200 && e.Status <= 299:
+		return false
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests, e.Status >= 500:
+		return false
+	}
+	return !e.Decline() && !e.InProgress()
 }
 
 // Ambiguous reports whether the effect may have been applied although the
-// call failed: no answer came, or the provider answered 5xx. A step whose
-// outcome is ambiguous must be settled before it can be compensated.
-func (e *Error) Ambiguous() bool { return e.Status == 0 || e.Status >= 500 }
+// call failed: no answer came (Status 0, which includes a success whose
+// answer could not be read), the provider answered 5xx, is still in
+// progress, or answered something unexpected. A step whose outcome is
+// ambiguous must be settled before it can be compensated. A decline, a 408
+// and a 429 are not ambiguous: the provider applied nothing.
+func (e *Error) Ambiguous() bool {
+	return e.Status == 0 || e.Status >= 500 || e.InProgress() || e.Unexpected()
+}
 
-// IsPermanent reports whether err is a permanent provider failure.
+// IsDecline reports whether err is a provider's decline (see
+// Error.Decline).
+func IsDecline(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Decline()
+}
+
+// IsPermanent reports whether err is a permanent provider failure, which
+// only a decline is.
 func IsPermanent(err error) bool {
 	var pe *Error
 	return errors.As(err, &pe) && pe.Permanent()
+}
+
+// IsInProgress reports whether err says the provider is still working on
+// the key (see Error.InProgress).
+func IsInProgress(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.InProgress()
+}
+
+// IsUnexpected reports whether err is an answer the contract does not name
+// (see Error.Unexpected).
+func IsUnexpected(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Unexpected()
 }
 
 // IsAmbiguous reports whether err leaves the effect unknown. Errors that are

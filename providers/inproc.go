@@ -37,7 +37,8 @@ type InProcess struct {
 	answers  [opCount]map[string]inprocAnswer
 	calls    [opCount]int
 	applied  [opCount]int
-	released map[string]bool // reservation ID -> released
+	released map[string]bool   // reservation ID -> released
+	refunds  map[string]string // transaction ID -> its refund's ID, "" while unrefunded
 }
 
 // The operations as array indexes.
@@ -62,11 +63,14 @@ var opIndex = map[string]int{
 type inprocAnswer struct {
 	id  string
 	err *Error
+	// noEffect marks a success that applied nothing, such as a refund of
+	// an unknown transaction.
+	noEffect bool
 }
 
 // NewInProcess returns an empty in-process provider set.
 func NewInProcess() *InProcess {
-	p := &InProcess{released: make(map[string]bool)}
+	p := &InProcess{released: make(map[string]bool), refunds: make(map[string]string)}
 	for i := range p.answers {
 		p.answers[i] = make(map[string]inprocAnswer)
 	}
@@ -77,7 +81,7 @@ func NewInProcess() *InProcess {
 func (p *InProcess) Set() Set { return Set{Inventory: p, Payment: p, Shipping: p} }
 
 // Applied returns how many times op's effect was applied: repeated keys,
-// declines and no-op releases do not count.
+// declines, no-op releases and no-op refunds do not count.
 func (p *InProcess) Applied(op string) int { return p.count(&p.applied, op) }
 
 // Calls returns how many times op was called, repeats and declines included.
@@ -129,14 +133,39 @@ func (p *InProcess) Charge(ctx context.Context, r ChargeRequest) (string, error)
 		if p.DeclineCustomers[r.CustomerID] {
 			return inprocDecline(ProviderPayment, OpCharge, http.StatusPaymentRequired, CodeCardDeclined)
 		}
-		return inprocAnswer{id: p.newID("txn_")}
+		id := p.newID("txn_")
+		p.refunds[id] = ""
+		return inprocAnswer{id: id}
 	})
 }
 
-// Refund implements Payment.
+// Refund implements Payment as PROVIDERS.md describes it: an empty
+// transaction ID refunds the charge made under the matching charge key, if
+// any; a transaction is refunded at most once, and refunding one that was
+// never issued applies nothing and returns "".
 func (p *InProcess) Refund(ctx context.Context, r RefundRequest) (string, error) {
+	chargeKey, byKey := "", r.TransactionID == ""
+	if byKey {
+		var ok bool
+		if chargeKey, ok = chargeKeyOf(r.IdempotencyKey); !ok {
+			return "", &Error{Provider: ProviderPayment, Op: OpRefund, Status: http.StatusBadRequest, Code: CodeBadRequest}
+		}
+	}
 	return p.do(ctx, opRefund, r.IdempotencyKey, func() inprocAnswer {
-		return inprocAnswer{id: p.newID("ref_")}
+		txn := r.TransactionID
+		if byKey {
+			txn = p.answers[opCharge][chargeKey].id // "" when declined or never charged
+		}
+		refundID, known := p.refunds[txn]
+		switch {
+		case !known:
+			return inprocAnswer{noEffect: true}
+		case refundID != "":
+			return inprocAnswer{id: refundID, noEffect: true}
+		}
+		refundID = p.newID("ref_")
+		p.refunds[txn] = refundID
+		return inprocAnswer{id: refundID}
 	})
 }
 
@@ -175,7 +204,7 @@ func (p *InProcess) do(ctx context.Context, op int, key string, decideFunc func(
 	if !seen {
 		a = decideFunc()
 		p.answers[op][key] = a
-		if a.err == nil {
+		if a.err == nil && !a.noEffect {
 			p.applied[op]++
 		}
 	}

@@ -137,3 +137,62 @@ func BenchmarkInProcessCharge(b *testing.B) {
 		})
 	})
 }
+
+// A refund by key refunds the charge made under the matching charge key;
+// a transaction is refunded at most once, and an unknown one not at all.
+func TestInProcessRefunds(t *testing.T) {
+	t.Parallel()
+	p := NewInProcess()
+	p.DeclineCustomers = map[string]bool{"c-bad": true}
+	ctx := t.Context()
+	charge := func(key, customer string) string {
+		id, err := p.Charge(ctx, ChargeRequest{IdempotencyKey: key, OrderID: "o", CustomerID: customer, AmountCents: 100})
+		if customer != "c-bad" {
+			require.NoError(t, err)
+		}
+		return id
+	}
+	refund := func(key, txn string) string {
+		id, err := p.Refund(ctx, RefundRequest{IdempotencyKey: key, OrderID: "o", TransactionID: txn, AmountCents: 100})
+		require.NoError(t, err)
+		return id
+	}
+
+	// By key, after a charge: refunded once, whatever the key asks again.
+	txn := charge("o1:charge", "c1")
+	ref := refund("o1:refund", "")
+	require.NotEmpty(t, ref)
+	require.Equal(t, ref, refund("o1:refund", ""))
+	require.Equal(t, ref, refund("o1:refund:again", txn), "a refunded transaction answers its refund")
+	require.Equal(t, 1, p.Applied(OpRefund))
+
+	// By key, with no charge: nothing, and that stays the key's answer.
+	require.Empty(t, refund("o2:refund", ""))
+	charge("o2:charge", "c1")
+	require.Empty(t, refund("o2:refund", ""))
+	require.Equal(t, 1, p.Applied(OpRefund))
+
+	// By key, after a declined charge: nothing.
+	charge("o3:charge", "c-bad")
+	require.Empty(t, refund("o3:refund", ""))
+
+	// A later incarnation's refund finds its own charge only.
+	charge("o4:charge", "c1")
+	require.Empty(t, refund("o4~2:refund", ""))
+	txn4 := charge("o4~3:charge", "c1")
+	ref4 := refund("o4~3:refund", "")
+	require.NotEmpty(t, ref4)
+	require.Equal(t, ref4, refund("o4:refund:x", txn4))
+	require.Equal(t, 2, p.Applied(OpRefund))
+
+	// An unknown transaction is not refunded.
+	require.Empty(t, refund("o5:refund", "txn_999"))
+	require.Equal(t, 2, p.Applied(OpRefund))
+
+	// A refund by key needs a refund key.
+	_, err := p.Refund(ctx, RefundRequest{IdempotencyKey: "o6:charge", OrderID: "o6"})
+	requireProviderError(t, err, http.StatusBadRequest, CodeBadRequest)
+	require.True(t, IsUnexpected(err))
+	_, err = p.Refund(ctx, RefundRequest{IdempotencyKey: ":refund", OrderID: "o6"})
+	requireProviderError(t, err, http.StatusBadRequest, CodeBadRequest)
+}

@@ -10,6 +10,7 @@ package providers
 
 import (
 	"context"
+	"strings"
 )
 
 // The provider names, as carried by Error.Provider and used as the
@@ -31,6 +32,14 @@ const (
 
 // IdempotencyKey returns the stable key <order_id>:<operation>.
 func IdempotencyKey(orderID, op string) string { return orderID + ":" + op }
+
+// chargeKeyOf returns the charge key a refund key refers to when a refund
+// names no transaction: <prefix>:refund refers to <prefix>:charge. It
+// reports false for a key that does not end in ":refund".
+func chargeKeyOf(refundKey string) (string, bool) {
+	prefix, ok := strings.CutSuffix(refundKey, ":"+OpRefund)
+	return prefix + ":" + OpCharge, ok && prefix != ""
+}
 
 // Item is one order line as the providers see it.
 type Item struct {
@@ -65,9 +74,13 @@ type ChargeRequest struct {
 type RefundRequest struct {
 	IdempotencyKey string `json:"-"`
 	OrderID        string `json:"order_id"`
-	TransactionID  string `json:"transaction_id"`
-	AmountCents    int64  `json:"amount_cents"`
-	Currency       string `json:"currency"`
+	// TransactionID is the charge to refund. Empty asks the provider to
+	// refund the charge made under the charge key that matches
+	// IdempotencyKey (<prefix>:refund refunds <prefix>:charge), if there is
+	// one: so a refund can be sent while the charge is in doubt.
+	TransactionID string `json:"transaction_id"`
+	AmountCents   int64  `json:"amount_cents"`
+	Currency      string `json:"currency"`
 }
 
 // ShipRequest asks shipping to send the reserved items.
@@ -82,7 +95,7 @@ type ShipRequest struct {
 // Inventory reserves and releases stock.
 type Inventory interface {
 	// Reserve returns the reservation ID. Out of stock is a permanent *Error
-	// with status 409.
+	// with status 409 and code out_of_stock.
 	Reserve(ctx context.Context, r ReserveRequest) (reservationID string, err error)
 	// Release gives the stock back. Releasing twice, or an unknown
 	// reservation, succeeds.
@@ -92,16 +105,19 @@ type Inventory interface {
 // Payment charges and refunds.
 type Payment interface {
 	// Charge returns the transaction ID. A decline is a permanent *Error with
-	// status 402.
+	// status 402 and code card_declined.
 	Charge(ctx context.Context, r ChargeRequest) (transactionID string, err error)
-	// Refund returns the refund ID.
+	// Refund returns the refund ID, or "" with no error when there was
+	// nothing to refund: no charge under the charge key for an empty
+	// TransactionID, or a transaction the provider never issued. A
+	// transaction is refunded at most once.
 	Refund(ctx context.Context, r RefundRequest) (refundID string, err error)
 }
 
 // Shipping ships reserved stock.
 type Shipping interface {
 	// Ship returns the tracking number. An undeliverable order is a permanent
-	// *Error with status 422.
+	// *Error with status 422 and code undeliverable.
 	Ship(ctx context.Context, r ShipRequest) (trackingNumber string, err error)
 }
 

@@ -54,7 +54,13 @@ func (c SimConfig) Validate() error {
 // Simulator serves the inventory, payment and shipping providers of
 // PROVIDERS.md over HTTP, under the path prefixes /inventory, /payment and
 // /shipping, with their ledgers in Redis. Several simulators may share one
-// Redis: each effect is applied once per idempotency key by a Lua script.
+// Redis: each effect is applied once per idempotency key by a Lua script,
+// and a key one simulator holds in progress is in progress to all.
+//
+// It is as rude as real providers can be, by Faults: failures, latency,
+// lost responses, 429s, declines, keys held in progress, stray 401s and
+// 404s, and, to prove that an audit catches them, deliberate breaches of
+// the contract (Faults.Broken).
 //
 // Besides the provider calls it serves:
 //
@@ -122,8 +128,9 @@ func (s *Simulator) routes() {
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close ends the waits of responses held by latency or simulated timeouts,
-// so that a server shutting down need not wait for them. It is safe to
-// call more than once.
+// so that a server shutting down need not wait for them, and ends the
+// in-progress holds early, applying their effects. Call it before shutting
+// the server down. It is safe to call more than once.
 func (s *Simulator) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 
 // SetFaults replaces a provider's faults, effective for the calls that
@@ -149,6 +156,7 @@ func (s *Simulator) Faults(provider string) (Faults, error) {
 	f := p.Load().Faults
 	f.DeclineCustomers = nonNil(f.DeclineCustomers)
 	f.DeclineSKUs = nonNil(f.DeclineSKUs)
+	f.Broken = nonNil(f.Broken)
 	return f, nil
 }
 

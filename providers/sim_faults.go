@@ -50,6 +50,27 @@ type Faults struct {
 	// holding them 409 out_of_stock, shipping answers shipments holding
 	// them 422 undeliverable. Default none.
 	DeclineSKUs []string
+	// InProgressRate is the share of calls with a new key (one with no
+	// answer yet), 0 to 1, that are held in progress: the key is marked in
+	// progress in Redis, the response is held for InProgressHold, and then
+	// the effect is applied and answered, usually to a client that gave up.
+	// Meanwhile every call under the key, at any simulator on the same
+	// Redis, is answered 409 idempotency_key_in_use with Retry-After: 1.
+	// Close ends the holds early, applying their effects. Default 0.
+	InProgressRate float64
+	// InProgressHold is how long a call held in progress waits before
+	// applying its effect. Default DefaultInProgressHold (6s), longer than
+	// the worker's default provider timeout.
+	InProgressHold time.Duration
+	// StrayRate is the share of calls, 0 to 1, answered with a stray answer
+	// that is no decline, 401 unauthorized or 404 not_found on a coin flip,
+	// applying nothing. Default 0.
+	StrayRate float64
+	// Broken are deliberate misbehaviours, for proving that the audit
+	// catches a provider that breaks the contract: BrokenIgnoreKeys,
+	// BrokenApplyDeclines, BrokenDropCompensations, by name, as in
+	// {"broken":["ignore-keys"]}. Default none.
+	Broken []string
 }
 
 // WithDefaults returns the faults with their zero durations set to their
@@ -57,6 +78,7 @@ type Faults struct {
 func (f Faults) WithDefaults() Faults {
 	f.TimeoutHold = cmp.Or(f.TimeoutHold, DefaultTimeoutHold)
 	f.RetryAfter = cmp.Or(f.RetryAfter, DefaultRetryAfter)
+	f.InProgressHold = cmp.Or(f.InProgressHold, DefaultInProgressHold)
 	return f
 }
 
@@ -65,7 +87,10 @@ func (f Faults) Validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"FailureRate", f.FailureRate}, {"TimeoutRate", f.TimeoutRate}, {"RateLimitRate", f.RateLimitRate}} {
+	}{
+		{"FailureRate", f.FailureRate}, {"TimeoutRate", f.TimeoutRate}, {"RateLimitRate", f.RateLimitRate},
+		{"InProgressRate", f.InProgressRate}, {"StrayRate", f.StrayRate},
+	} {
 		if !(r.v >= 0 && r.v <= 1) {
 			return fmt.Errorf("providers: Faults.%s must be between 0 and 1, got %v", r.name, r.v)
 		}
@@ -73,12 +98,12 @@ func (f Faults) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Latency", f.Latency}, {"TimeoutHold", f.TimeoutHold}, {"RetryAfter", f.RetryAfter}} {
+	}{{"Latency", f.Latency}, {"TimeoutHold", f.TimeoutHold}, {"RetryAfter", f.RetryAfter}, {"InProgressHold", f.InProgressHold}} {
 		if d.v < 0 {
 			return fmt.Errorf("providers: Faults.%s must not be negative, got %v", d.name, d.v)
 		}
 	}
-	return nil
+	return validateBroken(f.Broken)
 }
 
 // clamped returns the faults with every field forced into its range.
@@ -92,9 +117,13 @@ func (f Faults) clamped() Faults {
 	f.FailureRate = clampRate(f.FailureRate)
 	f.TimeoutRate = clampRate(f.TimeoutRate)
 	f.RateLimitRate = clampRate(f.RateLimitRate)
+	f.InProgressRate = clampRate(f.InProgressRate)
+	f.StrayRate = clampRate(f.StrayRate)
 	f.Latency = max(f.Latency, 0)
 	f.TimeoutHold = max(f.TimeoutHold, 0)
 	f.RetryAfter = max(f.RetryAfter, 0)
+	f.InProgressHold = max(f.InProgressHold, 0)
+	f.Broken = knownBroken(f.Broken)
 	return f
 }
 
@@ -108,6 +137,10 @@ type faultsJSON struct {
 	RetryAfter       jsonDuration `json:"retry_after"`
 	DeclineCustomers []string     `json:"decline_customers"`
 	DeclineSKUs      []string     `json:"decline_skus"`
+	InProgressRate   float64      `json:"in_progress_rate"`
+	InProgressHold   jsonDuration `json:"in_progress_hold"`
+	StrayRate        float64      `json:"stray_rate"`
+	Broken           []string     `json:"broken"`
 }
 
 // MarshalJSON implements json.Marshaler, writing durations as strings.
@@ -121,6 +154,10 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		RetryAfter:       jsonDuration(f.RetryAfter),
 		DeclineCustomers: nonNil(f.DeclineCustomers),
 		DeclineSKUs:      nonNil(f.DeclineSKUs),
+		InProgressRate:   f.InProgressRate,
+		InProgressHold:   jsonDuration(f.InProgressHold),
+		StrayRate:        f.StrayRate,
+		Broken:           nonNil(f.Broken),
 	})
 }
 
@@ -140,6 +177,10 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		RetryAfter:       time.Duration(j.RetryAfter),
 		DeclineCustomers: j.DeclineCustomers,
 		DeclineSKUs:      j.DeclineSKUs,
+		InProgressRate:   j.InProgressRate,
+		InProgressHold:   time.Duration(j.InProgressHold),
+		StrayRate:        j.StrayRate,
+		Broken:           j.Broken,
 	}
 	return nil
 }
@@ -185,13 +226,21 @@ type faultState struct {
 	Faults
 	customers map[string]bool
 	skus      map[string]bool
+	// The broken modes.
+	ignoreKeys, applyDeclines, dropCompensations bool
 }
 
 func newFaultState(f Faults) *faultState {
 	f = f.WithDefaults()
 	f.DeclineCustomers = slices.Clone(f.DeclineCustomers)
 	f.DeclineSKUs = slices.Clone(f.DeclineSKUs)
-	s := &faultState{Faults: f, customers: make(map[string]bool), skus: make(map[string]bool)}
+	f.Broken = slices.Clone(f.Broken)
+	s := &faultState{
+		Faults: f, customers: make(map[string]bool), skus: make(map[string]bool),
+		ignoreKeys:        slices.Contains(f.Broken, BrokenIgnoreKeys),
+		applyDeclines:     slices.Contains(f.Broken, BrokenApplyDeclines),
+		dropCompensations: slices.Contains(f.Broken, BrokenDropCompensations),
+	}
 	for _, c := range f.DeclineCustomers {
 		s.customers[c] = true
 	}

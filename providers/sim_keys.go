@@ -5,14 +5,21 @@ package providers
 // and each Lua script touches a single slot:
 //
 //	{sim:<provider>}:answer:<op>:<idempotency key>  hash: status, body of the first answer
+//	{sim:<provider>}:inprogress:<op>:<idempotency key>
+//	                                                string: the token of the call holding the
+//	                                                key in progress; expires a little after
+//	                                                the hold
 //	{sim:<provider>}:ledger                         list: LedgerEntry JSON, in the order applied
 //	{sim:<provider>}:ledger:order:<order_id>        list: the same entries, for one order
 //	{sim:inventory}:stock                           hash: sku -> units available (limited SKUs only)
 //	{sim:inventory}:initial_stock                   string: the last InitialStock > 0 configured
 //	{sim:inventory}:reservation:<reservation_id>    hash: order_id, state (reserved|released),
 //	                                                took:<sku> -> units taken from limited stock
+//	{sim:payment}:transaction:<transaction_id>      hash: order_id, refund (the ID of its refund,
+//	                                                once refunded)
 //
-// Nothing expires: the ledgers are the truth that tests and audits read.
+// Nothing else expires: the ledgers are the truth that tests and audits
+// read.
 
 // simKeys builds the key names of one simulated provider.
 type simKeys struct{ prefix string }
@@ -29,6 +36,12 @@ func (k simKeys) answer(op, idempotencyKey string) string {
 	return k.prefix + "answer:" + op + ":" + idempotencyKey
 }
 
+// inProgress is the marker of a call holding an idempotency key in
+// progress.
+func (k simKeys) inProgress(op, idempotencyKey string) string {
+	return k.prefix + "inprogress:" + op + ":" + idempotencyKey
+}
+
 // ledger is the provider's list of all its ledger entries.
 func (k simKeys) ledger() string { return k.prefix + "ledger" }
 
@@ -43,3 +56,7 @@ func (k simKeys) initialStock() string { return k.prefix + "initial_stock" }
 
 // reservation is inventory's record of one reservation.
 func (k simKeys) reservation(id string) string { return k.prefix + "reservation:" + id }
+
+// transaction is payment's record of one charge, which lets a refund find
+// it and refund it at most once.
+func (k simKeys) transaction(id string) string { return k.prefix + "transaction:" + id }

@@ -71,6 +71,44 @@ func (l *Ledger) ForOrder(ctx context.Context, orderID string) ([]LedgerEntry, e
 	return entries, nil
 }
 
+// ForOrders returns every provider's entries for each of orderIDs, in one
+// pipelined round trip: the value of an order lists inventory's entries,
+// then payment's, then shipping's, as ForOrder does. Every order asked for
+// has a value, empty when no provider has an entry for it.
+func (l *Ledger) ForOrders(ctx context.Context, orderIDs []string) (map[string][]LedgerEntry, error) {
+	out := make(map[string][]LedgerEntry, len(orderIDs))
+	if len(orderIDs) == 0 {
+		return out, nil
+	}
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, 0, len(orderIDs)*len(providerNames))
+	ids := make([]string, 0, len(orderIDs))
+	for _, id := range orderIDs {
+		if _, dup := out[id]; dup {
+			continue
+		}
+		out[id] = []LedgerEntry{}
+		ids = append(ids, id)
+		for _, p := range providerNames {
+			cmds = append(cmds, pipe.LRange(ctx, keysOf(p).orderLedger(id), 0, -1))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("reading ledgers of %d orders: %w", len(ids), err)
+	}
+	for i, id := range ids {
+		entries := out[id]
+		for _, cmd := range cmds[i*len(providerNames) : (i+1)*len(providerNames)] {
+			var err error
+			if entries, err = appendEntries(entries, cmd.Val()); err != nil {
+				return nil, err
+			}
+		}
+		out[id] = entries
+	}
+	return out, nil
+}
+
 // All returns all of one provider's entries, in the order they were applied.
 func (l *Ledger) All(ctx context.Context, provider string) ([]LedgerEntry, error) {
 	if !slices.Contains(providerNames, provider) {

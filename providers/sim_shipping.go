@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-func (r *ShipRequest) check() string {
+func (r *ShipRequest) check(string) string {
 	if r.OrderID == "" {
 		return "order_id is required"
 	}
@@ -14,11 +14,15 @@ func (r *ShipRequest) check() string {
 
 // ship serves POST /shipping/shipments.
 func (s *Simulator) ship(ctx context.Context, c simCall[*ShipRequest]) (answer, error) {
-	e := c.entry(ProviderShipping, OpShip, c.req.OrderID)
-	if c.faults.customers[c.req.CustomerID] || c.faults.declinesAnySKU(c.req.Items) {
-		return s.record(ctx, e, declined(http.StatusUnprocessableEntity, CodeUndeliverable))
-	}
+	e := c.entry(c.req.OrderID)
 	e.ID = simID("trk_", ProviderShipping, OpShip, c.key)
 	e.Ref = c.req.ReservationID
-	return s.record(ctx, e, answer{status: http.StatusOK, body: idBody("tracking_number", e.ID)})
+	if c.faults.customers[c.req.CustomerID] || c.faults.declinesAnySKU(c.req.Items) {
+		var applied *LedgerEntry
+		if c.faults.applyDeclines {
+			applied = &e
+		}
+		return s.record(ctx, c.guard(), applied, declined(http.StatusUnprocessableEntity, CodeUndeliverable), "")
+	}
+	return s.record(ctx, c.guard(), &e, answer{status: http.StatusOK, body: idBody("tracking_number", e.ID)}, "")
 }

@@ -430,10 +430,13 @@ func TestSimulatorRejectsBadRequests(t *testing.T) {
 		status, _ := b.do(t, http.MethodPost, "/payment/charges", "k", `{"order_id":"`+strings.Repeat("x", maxBodyBytes)+`"}`)
 		require.Equal(t, http.StatusRequestEntityTooLarge, status)
 
-		// Through the client, a missing key is a permanent 400.
+		// Through the client, a missing key is a 400: no decline, so not
+		// permanent, and unexpected, so ambiguous.
 		_, err := b.set.Payment.Charge(t.Context(), ChargeRequest{OrderID: "o1", AmountCents: 1})
 		requireProviderError(t, err, http.StatusBadRequest, CodeBadRequest)
-		require.True(t, IsPermanent(err))
+		require.False(t, IsPermanent(err))
+		require.True(t, IsUnexpected(err))
+		require.True(t, IsAmbiguous(err))
 
 		for _, p := range providerNames {
 			require.Empty(t, b.all(t, p), p)
@@ -452,7 +455,8 @@ func TestSimulatorFaultsOverHTTP(t *testing.T) {
 
 		status, body := b.do(t, http.MethodPut, "/payment/faults", "", `{"failure_rate":1,"latency":"1ms","decline_customers":["c9"]}`)
 		require.Equal(t, http.StatusOK, status, body)
-		want := `{"failure_rate":1,"latency":"1ms","timeout_rate":0,"timeout_hold":"30s","rate_limit_rate":0,"retry_after":"1s","decline_customers":["c9"],"decline_skus":[]}`
+		want := `{"failure_rate":1,"latency":"1ms","timeout_rate":0,"timeout_hold":"30s","rate_limit_rate":0,"retry_after":"1s","decline_customers":["c9"],"decline_skus":[],` +
+			`"in_progress_rate":0,"in_progress_hold":"6s","stray_rate":0,"broken":[]}`
 		require.JSONEq(t, want, body)
 		status, body = b.do(t, http.MethodGet, "/payment/faults", "", "")
 		require.Equal(t, http.StatusOK, status)
@@ -469,6 +473,10 @@ func TestSimulatorFaultsOverHTTP(t *testing.T) {
 			{"/payment/faults", `{"failure_rate":2}`, http.StatusBadRequest},
 			{"/payment/faults", `{"latency":"soon"}`, http.StatusBadRequest},
 			{"/payment/faults", `{"retry_after":"-1s"}`, http.StatusBadRequest},
+			{"/payment/faults", `{"broken":["sometimes"]}`, http.StatusBadRequest},
+			{"/payment/faults", `{"in_progress_rate":1.5}`, http.StatusBadRequest},
+			{"/payment/faults", `{"stray_rate":-1}`, http.StatusBadRequest},
+			{"/payment/faults", `{"in_progress_hold":"later"}`, http.StatusBadRequest},
 			{"/payment/faults", `[`, http.StatusBadRequest},
 			{"/billing/faults", `{}`, http.StatusNotFound},
 		} {
@@ -476,6 +484,18 @@ func TestSimulatorFaultsOverHTTP(t *testing.T) {
 			require.Equal(t, tc.status, status, "%s %s: %s", tc.path, tc.body, body)
 		}
 		require.ErrorIs(t, b.sim.SetFaults("billing", Faults{}), ErrUnknownProvider)
+
+		// The new knobs round-trip.
+		status, body = b.do(t, http.MethodPut, "/shipping/faults", "",
+			`{"in_progress_rate":0.5,"in_progress_hold":"50ms","stray_rate":0.25,"broken":["ignore-keys","drop-compensations"]}`)
+		require.Equal(t, http.StatusOK, status, body)
+		f, err = b.sim.Faults(ProviderShipping)
+		require.NoError(t, err)
+		require.Equal(t, 0.5, f.InProgressRate)
+		require.Equal(t, 50*time.Millisecond, f.InProgressHold)
+		require.Equal(t, 0.25, f.StrayRate)
+		require.Equal(t, []string{BrokenIgnoreKeys, BrokenDropCompensations}, f.Broken)
+		require.Contains(t, body, `"broken":["ignore-keys","drop-compensations"]`)
 
 		status, _ = b.do(t, http.MethodPut, "/payment/faults", "", `{}`)
 		require.Equal(t, http.StatusOK, status)
