@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -59,35 +58,11 @@ func classify(err error) classification {
 	var prov *providers.Error
 	if errors.As(err, &prov) {
 		c := classification{permanent: prov.Permanent(), ambiguous: prov.Ambiguous(), retryAfter: prov.RetryAfter}
-		if !c.permanent && prov.Status != 0 && isUnexpectedStatus(prov) {
+		if prov.Unexpected() {
 			c.unexpected, c.provider, c.status = true, prov.Provider, strconv.Itoa(prov.Status)
 		}
 		return c
 	}
 	// Anything else (a timeout, a panic, a bug) may have left an effect.
 	return classification{ambiguous: true}
-}
-
-// isUnexpectedStatus reports an answer that is neither a success, a decline,
-// "still in progress", nor one of the retryable statuses (408, 429, 5xx).
-func isUnexpectedStatus(e *providers.Error) bool {
-	switch {
-	case e.Status >= 200 && e.Status < 300, e.Status >= 500:
-		return false
-	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests:
-		return false
-	case e.Status == http.StatusConflict && e.Code == "idempotency_key_in_use":
-		return false
-	}
-	return true
-}
-
-// callActivity runs an activity and turns a panic into an error.
-func callActivity(ctx context.Context, a Activity, in *statemachine.Instance) (res map[string]string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("activity panicked: %v", r)
-		}
-	}()
-	return a(ctx, in)
 }

@@ -165,11 +165,19 @@ func TestCompensations(t *testing.T) {
 			decline: func(p *providers.InProcess) { p.OutOfStockSKUs = map[string]bool{"SKU-ABC": true} },
 		},
 	} {
-		t.Run(c.name+" does nothing when the step never ran", func(t *testing.T) {
+		t.Run(c.name+" undoes nothing when the step never ran", func(t *testing.T) {
 			t.Parallel()
 			b := setupActivities(t, nil)
 			require.Empty(t, b.run(c.undo, newInstance(t, "o1", testInput())))
-			require.Empty(t, b.rec.requests())
+			if c.undo == statemachine.StepRefund {
+				// Driven by the key: a refund without a transaction ID, in
+				// case a charge happened that the record lost. It applies
+				// nothing when there was none.
+				require.Equal(t, []any{providers.RefundRequest{IdempotencyKey: "o1:refund", OrderID: "o1", AmountCents: 4998, Currency: "USD"}}, b.rec.requests())
+			} else {
+				require.Empty(t, b.rec.requests())
+			}
+			require.Empty(t, b.applied())
 		})
 
 		t.Run(c.name+" does nothing when the step was declined", func(t *testing.T) {

@@ -48,7 +48,9 @@ func (p *SimProcess) HTTPConfig() providers.HTTPConfig {
 
 // Shutdown stops serving.
 func (p *SimProcess) Shutdown(ctx context.Context) error {
-	err := p.http.Shutdown(ctx)
+	// Close first: it ends the simulators' held answers (latency, lost
+	// answers, in-progress holds, applying what they hold), which would
+	// otherwise keep their requests, and the shutdown, waiting.
 	p.sim.Close()
-	return err
+	return p.http.Shutdown(ctx)
 }
