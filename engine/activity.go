@@ -66,3 +66,13 @@ func classify(err error) classification {
 	// Anything else (a timeout, a panic, a bug) may have left an effect.
 	return classification{ambiguous: true}
 }
+
+// callActivity runs an activity and turns a panic into an error.
+func callActivity(ctx context.Context, a Activity, in *statemachine.Instance) (res map[string]string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("activity panicked: %v", r)
+		}
+	}()
+	return a(ctx, in)
+}
