@@ -38,9 +38,10 @@ type testBundle struct {
 
 // options tune a bundle.
 type options struct {
-	sim      providers.SimConfig
-	timeout  time.Duration // provider call timeout
-	noWorker bool
+	sim       providers.SimConfig
+	timeout   time.Duration // provider call timeout
+	noWorker  bool
+	retention time.Duration // how long finished orders are kept; 0: the default
 }
 
 // fastOrderRegistry is OrderV1 with short backoffs, so retry paths finish in
@@ -79,7 +80,9 @@ func setup(t *testing.T, r *redistest.Instance, o options) *testBundle {
 	if !o.noWorker {
 		b.startWorker(t, o)
 	}
-	b.api, err = server.StartAPI(conn, server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: fastOrderRegistry()}, nil)
+	ac := server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: fastOrderRegistry()}
+	ac.Store.Retention = o.retention
+	b.api, err = server.StartAPI(conn, ac, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.api.Shutdown(context.Background()) })
 	return b
@@ -100,6 +103,7 @@ func (b *testBundle) startWorker(t *testing.T, o options) *server.Worker {
 	}
 	wc.Engine.Lease = time.Second
 	wc.Engine.ReaperInterval = 100 * time.Millisecond
+	wc.Store.Retention = o.retention
 	w, err := server.NewWorker(b.conn.Client, prov, wc, nil)
 	require.NoError(t, err)
 	require.NoError(t, w.Start())

@@ -134,7 +134,10 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 	}
 	policy := r.inst.PolicyOf(st.Step, st.Retry)
 	neverGivesUp := st.Compensation || st.Irreversible
-	if !neverGivesUp && (cls.permanent || policy.Exhausted(out.attempt)) {
+	// A decline fails any forward step, an irreversible one included (it
+	// says nothing was applied); running out of attempts fails only a step
+	// that may give up.
+	if !st.Compensation && (cls.permanent || (!neverGivesUp && policy.Exhausted(out.attempt))) {
 		name := st.OnFailure
 		if cls.permanent {
 			f.Declined(st.Step, true)
