@@ -57,6 +57,12 @@ func setupWith(t *testing.T, client redis.UniversalClient, deps api.Deps) *testB
 // in, and a nil cfg.Logger discards.
 func setupConfig(t *testing.T, client redis.UniversalClient, cfg api.Config, deps api.Deps) *testBundle {
 	t.Helper()
+	return setupQueue(t, client, cfg, deps, func(q engine.Queue) engine.Queue { return q })
+}
+
+// setupQueue is setupConfig with the engine's task queue wrapped by wrap.
+func setupQueue(t *testing.T, client redis.UniversalClient, cfg api.Config, deps api.Deps, wrap func(engine.Queue) engine.Queue) *testBundle {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -64,7 +70,7 @@ func setupConfig(t *testing.T, client redis.UniversalClient, cfg api.Config, dep
 	store := statemachine.NewStore(client, statemachine.StoreConfig{})
 	t.Cleanup(store.Close)
 	eng, err := engine.New(engine.Config{Logger: cfg.Logger}, store, statemachine.NewOrderRegistry(), nil,
-		tasks.NewQueue(client, tasks.QueueConfig{}), nil)
+		wrap(tasks.NewQueue(client, tasks.QueueConfig{})), nil)
 	require.NoError(t, err)
 	deps.Engine = eng
 	h := api.New(cfg, deps)
@@ -79,11 +85,16 @@ type response struct {
 	Body   []byte
 }
 
-// do sends a request; headers are name, value pairs.
+// do sends a request; headers are name, value pairs ("Host" sets the
+// request's host, example.com by default).
 func (b *testBundle) do(method, path, body string, headers ...string) *response {
 	b.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	for i := 0; i+1 < len(headers); i += 2 {
+		if http.CanonicalHeaderKey(headers[i]) == "Host" {
+			req.Host = headers[i+1]
+			continue
+		}
 		req.Header[http.CanonicalHeaderKey(headers[i])] = []string{headers[i+1]}
 	}
 	rec := httptest.NewRecorder()

@@ -21,11 +21,8 @@ const MaxBodyBytes = 1 << 20
 // readJSONBody checks the media type and size of the request body and
 // returns it.
 func readJSONBody(c echo.Context) ([]byte, error) {
-	ct := c.Request().Header.Get(echo.HeaderContentType)
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, problem(http.StatusUnsupportedMediaType, codeMediaType, "Unsupported media type",
-			fmt.Sprintf("Content-Type must be application/json, got %q", ct))
+	if ct := c.Request().Header.Get(echo.HeaderContentType); !isJSONMediaType(ct) {
+		return nil, unsupportedMediaType(ct)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
@@ -37,6 +34,17 @@ func readJSONBody(c echo.Context) ([]byte, error) {
 		return nil, problem(http.StatusBadRequest, codeMalformed, "Malformed body", "the body could not be read")
 	}
 	return body, nil
+}
+
+// isJSONMediaType reports whether a Content-Type is application/json or
+// application/*+json.
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	sub, ok := strings.CutPrefix(mt, "application/")
+	return ok && (sub == "json" || (strings.HasSuffix(sub, "+json") && len(sub) > len("+json")))
 }
 
 // decodeStrict decodes one JSON value into v, rejecting unknown fields and

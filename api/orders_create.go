@@ -47,37 +47,27 @@ func (s *Server) createOrder(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 
+	var keyHash string
 	if keySent {
-		outcome, owner, err := s.store.BeginIdempotent(ctx, key, fp, id, s.cfg.IdempotencyInFlight)
+		// The key is bound for good before the order starts, and the order
+		// started under the bound ID: whatever became of an earlier attempt
+		// (a timeout, a 503, a Redis restart), its retry and any concurrent
+		// twin converge on that one order.
+		keyHash = statemachine.HashScopedIdempotencyKey(TokenName(ctx), key)
+		outcome, bound, err := s.store.BindIdempotencyKey(ctx, keyHash, fp, id, s.cfg.IdempotencyTTL)
 		if err != nil {
 			return err
 		}
-		switch outcome {
-		case statemachine.IdempotencyMismatch:
+		if outcome == statemachine.IdempotencyMismatch {
 			return problem(http.StatusUnprocessableEntity, codeKeyReused, "Idempotency-Key reused",
 				"this Idempotency-Key was already used with a different body")
-		case statemachine.IdempotencyInFlight:
-			// The order is written last, after its task: if it exists with
-			// this body, the claiming request got that far and was cut off
-			// (a Redis restart, a crash) before it could settle the key.
-			if in, err := s.store.Load(ctx, owner); err == nil && in.Fingerprint == fp {
-				s.endIdempotent(context.WithoutCancel(ctx), key, fp, true)
-				return s.replay(c, owner)
-			}
-			p := problem(http.StatusConflict, codeInFlight, "Request in flight",
-				"a request with this Idempotency-Key is still being processed")
-			p.RetryAfter = 1
-			return p
-		case statemachine.IdempotencyDone:
-			return s.replay(c, owner)
+		}
+		if bound != "" {
+			id = bound
 		}
 	}
 
-	res, err := s.start(ctx, id, input, fp)
-	if keySent {
-		// Detached: the key must be settled even if the client went away.
-		s.endIdempotent(context.WithoutCancel(ctx), key, fp, err == nil)
-	}
+	res, err := s.start(ctx, id, input, fp, keyHash)
 	if err != nil {
 		return err
 	}
@@ -88,20 +78,14 @@ func (s *Server) createOrder(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, orders.NewResource(res.Instance))
 }
 
-func (s *Server) start(ctx context.Context, id string, input orders.Input, fp string) (engine.StartResult, error) {
+func (s *Server) start(ctx context.Context, id string, input orders.Input, fp, keyHash string) (engine.StartResult, error) {
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return engine.StartResult{}, err
 	}
 	return s.eng.Start(ctx, engine.StartRequest{
-		ID: id, Workflow: statemachine.OrderWorkflow, Input: raw, Fingerprint: fp,
+		ID: id, Workflow: statemachine.OrderWorkflow, Input: raw, Fingerprint: fp, KeyHash: keyHash,
 	})
-}
-
-func (s *Server) endIdempotent(ctx context.Context, key, fp string, done bool) {
-	if err := s.store.EndIdempotent(ctx, key, fp, done, s.cfg.IdempotencyTTL); err != nil {
-		s.log.Warn("settling Idempotency-Key; it lapses on its own", "err", err)
-	}
 }
 
 // replay answers a repeated request with the order as it is now.

@@ -69,7 +69,7 @@ func FuzzCreateOrder(f *testing.F) {
 		var sent fuzzOrderBody
 		_ = json.Unmarshal(body, &sent)
 		recordKey := statemachine.RecordKey(sent.OrderID)
-		idemKey := statemachine.IdempotencyKey(statemachine.HashIdempotencyKey(key))
+		idemKey := statemachine.IdempotencyKey(statemachine.HashScopedIdempotencyKey("", key))
 		sizeBefore := client.DBSize(ctx).Val()
 		orderBefore, idemBefore := r.Mini.Exists(recordKey), r.Mini.Exists(idemKey)
 
@@ -90,7 +90,7 @@ func FuzzCreateOrder(f *testing.F) {
 		case http.StatusBadRequest:
 			require.Equal(t, sizeBefore, client.DBSize(ctx).Val(), "a 400 wrote keys")
 			require.Equal(t, orderBefore, r.Mini.Exists(recordKey), "a 400 created the order")
-			require.Equal(t, idemBefore, r.Mini.Exists(idemKey), "a 400 claimed the Idempotency-Key")
+			require.Equal(t, idemBefore, r.Mini.Exists(idemKey), "a 400 bound the Idempotency-Key")
 		case http.StatusAccepted:
 			var res orders.Resource
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &res), "resource %s", rec.Body)

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -138,12 +137,14 @@ func TestCreateOrderIdempotencyKey(t *testing.T) {
 	})
 }
 
+// Concurrent requests with one key converge on one order: one creates it,
+// the others are answered as replays of it.
 func TestCreateOrderConcurrentIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r)
 		const n = 20
-		body := asJSON(t, orderBody())
+		body := asJSON(t, orderBody()) // no order_id: each request draws its own
 		answers := make([]*response, n)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -155,57 +156,35 @@ func TestCreateOrderConcurrentIdempotencyKey(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		accepted := 0
+		created := 0
+		ids := map[string]bool{}
 		for _, res := range answers {
-			switch res.Code {
-			case http.StatusAccepted:
-				accepted++
-			case http.StatusConflict:
-				requireProblem(t, res, http.StatusConflict)
-				requireRetryAfter(t, res)
-			default:
-				t.Fatalf("answer %d: %s", res.Code, res.Body)
+			o := decode[orders.Resource](t, res, http.StatusAccepted)
+			ids[o.OrderID] = true
+			if res.Header.Get(api.HeaderReplayed) == "" {
+				created++
 			}
 		}
-		require.Positive(t, accepted)
+		require.Equal(t, 1, created, "one request created the order, the others replayed it")
+		require.Len(t, ids, 1, "every answer names the one order")
 		require.Len(t, b.list("").Orders, 1, "one order for one Idempotency-Key")
 	})
 }
 
-// A request whose Idempotency-Key is claimed by another request still
-// running gets 409 with Retry-After; once that request gave up, the key is
-// free.
-func TestCreateOrderKeyInFlight(t *testing.T) {
-	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
-		b := setup(t, r)
-		ctx := context.Background()
-		body := asJSON(t, orderBody(withID("in-flight")))
-		var req orders.Request
-		require.NoError(t, json.Unmarshal([]byte(body), &req))
-		outcome, _, err := b.store.BeginIdempotent(ctx, "busy-key", req.Fingerprint(), "in-flight", time.Minute)
-		require.NoError(t, err)
-		require.Equal(t, statemachine.IdempotencyNew, outcome)
-
-		res := b.post(body, api.HeaderIdempotencyKey, "busy-key")
-		requireProblem(t, res, http.StatusConflict)
-		requireRetryAfter(t, res)
-		require.Empty(t, b.list("").Orders)
-
-		require.NoError(t, b.store.EndIdempotent(ctx, "busy-key", req.Fingerprint(), false, time.Minute))
-		b.create(body, api.HeaderIdempotencyKey, "busy-key")
-	})
-}
-
-// A keyed request that fails does not keep its key: the client may retry it
-// with a corrected body.
-func TestCreateOrderKeyReleasedOnFailure(t *testing.T) {
+// A keyed request refused after its key was bound (here the order_id is
+// taken by another order) keeps its key: its retry is refused the same way,
+// and the key cannot be reused for another body.
+func TestCreateOrderKeyKeptOnFailure(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r)
 		b.create(orderBody(withID("taken")))
-		requireProblem(t, b.post(orderBody(withID("taken"), with("currency", "EUR")), api.HeaderIdempotencyKey, "retry-key"), http.StatusConflict)
-		o := b.create(orderBody(withID("free"), with("currency", "EUR")), api.HeaderIdempotencyKey, "retry-key")
+		refused := orderBody(withID("taken"), with("currency", "EUR"))
+		requireProblem(t, b.post(refused, api.HeaderIdempotencyKey, "retry-key"), http.StatusConflict)
+		requireProblem(t, b.post(refused, api.HeaderIdempotencyKey, "retry-key"), http.StatusConflict)
+		requireProblem(t, b.post(orderBody(withID("free"), with("currency", "EUR")), api.HeaderIdempotencyKey, "retry-key"),
+			http.StatusUnprocessableEntity)
+		o := b.create(orderBody(withID("free"), with("currency", "EUR")), api.HeaderIdempotencyKey, "another-key")
 		require.Equal(t, "free", o.OrderID)
 	})
 }

@@ -44,12 +44,13 @@ const (
 	codeMediaType     = "unsupported-media-type"
 	codeNotFound      = "not-found"
 	codeConflict      = "conflict"
-	codeInFlight      = "request-in-flight"
 	codeNotCancelable = "not-cancellable"
 	codeKeyReused     = "idempotency-key-reused"
 	codeUnavailable   = "unavailable"
 	codeUnauthorized  = "unauthorized"
 	codeForbidden     = "forbidden"
+	codeCrossSite     = "cross-site-request"
+	codeHostRefused   = "host-not-allowed"
 	codeRateLimited   = "rate-limited"
 	codeOverloaded    = "overloaded"
 	codeInternal      = "internal"
@@ -86,6 +87,26 @@ func forbidden(scope Scope) *Problem {
 	p := problem(http.StatusForbidden, codeForbidden, "Forbidden", "the token lacks the scope "+string(scope))
 	p.Challenge = bearerChallenge("insufficient_scope", scope)
 	return p
+}
+
+// unsupportedMediaType answers a body that is not JSON, or a Content-Type
+// that a web page could send across sites.
+func unsupportedMediaType(ct string) *Problem {
+	return problem(http.StatusUnsupportedMediaType, codeMediaType, "Unsupported media type",
+		fmt.Sprintf("Content-Type must be application/json, got %q", ct))
+}
+
+// crossSite answers a request a browser sent on behalf of another site.
+func crossSite() *Problem {
+	return problem(http.StatusForbidden, codeCrossSite, "Cross-site request refused",
+		"this API does not accept requests that a browser sends on behalf of another site")
+}
+
+// hostRefused answers a request whose Host is not this machine's (DNS
+// rebinding).
+func hostRefused() *Problem {
+	return problem(http.StatusForbidden, codeHostRefused, "Host not allowed",
+		"without API tokens this API answers only requests addressed to localhost or a loopback address")
 }
 
 // rateLimited answers a token over its rate limit.

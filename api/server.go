@@ -11,7 +11,11 @@
 // in Redis (ratelimit.go), and new orders are shed while the workflow
 // queue's backlog is over a bound (backlog.go). Without tokens nothing is
 // authenticated or rate limited: serve on loopback only (see
-// server.APIConfig).
+// server.APIConfig), with Config.RestrictHosts against DNS rebinding.
+//
+// In every mode, a request that changes something must be one a web page
+// cannot forge across sites (forgery.go): a JSON body or none, and no
+// browser's cross-site marks.
 package api
 
 import (
@@ -33,12 +37,14 @@ import (
 
 // Config configures the API. Every field's comment gives its default.
 type Config struct {
-	// IdempotencyTTL is how long a completed Idempotency-Key is remembered
-	// for replays. Default 24h.
+	// IdempotencyTTL is how long an Idempotency-Key stays bound to the
+	// order its first request named, counted from that request. Default
+	// 24h.
 	IdempotencyTTL time.Duration
-	// IdempotencyInFlight is how long a claimed key blocks other requests
-	// (409) if its request never finishes. Default 10s.
-	IdempotencyInFlight time.Duration
+	// RestrictHosts refuses (403) every request but /healthz whose Host is
+	// not a loopback name or address, against DNS rebinding. Set it when
+	// the API serves on loopback without tokens. Default false.
+	RestrictHosts bool
 	// ReadyTimeout bounds the Redis ping of /readyz. Default 1s.
 	ReadyTimeout time.Duration
 	// Tokens are the API's clients. Default none: no authentication.
@@ -61,7 +67,6 @@ type Config struct {
 // WithDefaults returns the config with its zero fields set.
 func (c Config) WithDefaults() Config {
 	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, 24*time.Hour)
-	c.IdempotencyInFlight = cmp.Or(c.IdempotencyInFlight, 10*time.Second)
 	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, time.Second)
 	c.RateLimit = cmp.Or(c.RateLimit, 100)
 	c.RateBurst = cmp.Or(c.RateBurst, 200)
@@ -127,7 +132,7 @@ func New(cfg Config, deps Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
-	e.Use(recoverProblems(s.log), s.authenticate, s.rateLimit)
+	e.Use(recoverProblems(s.log), s.restrictHosts, refuseBrowserForgery, s.authenticate, s.rateLimit)
 
 	write, read, admin := s.authorize(ScopeOrdersWrite), s.authorize(ScopeOrdersRead), s.authorize(ScopeAdmin)
 	e.POST("/v1/orders", s.createOrder, write, s.shed)

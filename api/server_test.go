@@ -128,7 +128,7 @@ func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	c := api.Config{}.WithDefaults()
 	require.Equal(t, 24*time.Hour, c.IdempotencyTTL)
-	require.Equal(t, 10*time.Second, c.IdempotencyInFlight)
+	require.False(t, c.RestrictHosts)
 	require.Equal(t, time.Second, c.ReadyTimeout)
 	require.NotNil(t, c.Logger)
 	c = api.Config{IdempotencyTTL: time.Minute}.WithDefaults()

@@ -1,43 +1,57 @@
 // Package audit checks the promises orderflow makes against what happened:
-// it reads every order and the provider simulators' ledgers from Redis and
-// reports each violation of the invariants below. `orderflow audit` and
-// GET /v1/audit run it; the chaos harness ends with it.
+// it reads the orders and the provider ledgers from Redis and reports each
+// violation of the invariants below. `orderflow audit` and GET /v1/audit run
+// it; the chaos harness ends with it.
 //
 //   - A completed order has exactly one reservation, one charge and one
-//     shipment, and no refund and no release.
+//     shipment, and no refund and no release (completed_effects).
 //   - A failed or cancelled order has a refund for every charge and a release
-//     for every reservation, and has not shipped.
-//   - No order stays unfinished longer than a bound.
-//   - No idempotency key was applied twice.
-//   - No effect belongs to an order that does not exist (an order answered
-//     with an error must not have run).
+//     for every reservation, and has not shipped (compensated_effects).
+//   - No order stays unfinished longer than a bound (unfinished_too_long).
+//   - No idempotency key was applied twice (key_applied_twice).
+//   - No effect belongs to an order that does not exist: an order answered
+//     with an error must not have run (effect_without_order).
+//   - One Idempotency-Key made one order: an order created under a key that
+//     is bound to another order is a duplicate (duplicate_orders_per_key).
+//
+// # Incarnations
+//
+// An order_id may name a new order once the record of its earlier one
+// expired; the new order's provider keys carry its incarnation
+// (statemachine.KeyPrefix). Only the effects of an order's current
+// incarnation count against it; the others are counted in the report
+// (earlier_incarnations) and otherwise left alone.
+//
+// # Bounded memory
+//
+// The audit streams (Stream, WriteJSON): it reads the order index in
+// batches, each order's few record fields and its ledger entries, applies
+// the rules order by order, and then scans the ledgers for orders that do
+// not exist. What it holds is one batch, the counts, and the IDs of the
+// orphans it reported, never every order or every effect. Run collects the
+// violations into a Report.
 //
 // The ledgers are the simulators' (package providers). With real providers,
-// their own records take that place.
+// their own records take that place (Config.Ledger).
 package audit
 
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/orderflow/orderflow/providers"
-	"github.com/orderflow/orderflow/statemachine"
 )
 
 // The rules a violation can break.
 const (
-	RuleCompleted   = "completed_effects"
-	RuleCompensated = "compensated_effects"
-	RuleStuck       = "unfinished_too_long"
-	RuleDoubleKey   = "key_applied_twice"
-	RuleOrphan      = "effect_without_order"
-	// RuleDuplicateOrders: two orders were made under one Idempotency-Key.
-	RuleDuplicateOrders = "duplicate_orders_per_key"
+	RuleCompleted    = "completed_effects"
+	RuleCompensated  = "compensated_effects"
+	RuleStuck        = "unfinished_too_long"
+	RuleDoubleKey    = "key_applied_twice"
+	RuleOrphan       = "effect_without_order"
+	RuleDuplicateKey = "duplicate_orders_per_key"
 )
 
 // Config tunes an audit.
@@ -46,14 +60,35 @@ type Config struct {
 	MaxRunning time.Duration
 	// Now is the time the audit runs at. Default time.Now().
 	Now time.Time
+	// BatchSize is how many orders are read and checked at once; it bounds
+	// the audit's memory. Default 500.
+	BatchSize int
+	// Ledger is where the providers' effects are read. Default: the
+	// simulators' ledgers in the audited Redis.
+	Ledger Ledger
+}
+
+// withDefaults returns the config with its zero fields set.
+func (c Config) withDefaults(rdb redis.UniversalClient) Config {
+	c.MaxRunning = cmp.Or(c.MaxRunning, time.Hour)
+	if c.Now.IsZero() {
+		c.Now = time.Now()
+	}
+	c.BatchSize = cmp.Or(c.BatchSize, 500)
+	if c.Ledger == nil {
+		c.Ledger = simLedger{rdb: rdb}
+	}
+	return c
 }
 
 // Violation is one broken promise.
 type Violation struct {
 	Rule    string `json:"rule"`
 	OrderID string `json:"order_id,omitempty"`
-	Key     string `json:"key,omitempty"`
-	Detail  string `json:"detail"`
+	// Key is the provider idempotency key (key_applied_twice) or the hash
+	// of the Idempotency-Key (duplicate_orders_per_key) concerned.
+	Key    string `json:"key,omitempty"`
+	Detail string `json:"detail"`
 }
 
 // Report is the outcome of an audit.
@@ -61,9 +96,17 @@ type Report struct {
 	CheckedAt time.Time `json:"checked_at"`
 	// Orders counts the orders by status.
 	Orders map[string]int `json:"orders"`
-	// Effects counts the ledger entries by operation.
-	Effects    map[string]int `json:"effects"`
-	Violations []Violation    `json:"violations"`
+	// Effects counts the ledger entries read, by operation.
+	Effects map[string]int `json:"effects"`
+	// EarlierIncarnations counts the ledger entries of orders' earlier
+	// incarnations, which no rule counts against the current order.
+	EarlierIncarnations int         `json:"earlier_incarnations"`
+	Violations          []Violation `json:"violations"`
+}
+
+// newReport returns an empty report of an audit at now.
+func newReport(now time.Time) *Report {
+	return &Report{CheckedAt: now.UTC(), Orders: map[string]int{}, Effects: map[string]int{}, Violations: []Violation{}}
 }
 
 // OK reports whether the audit found nothing wrong.
@@ -78,125 +121,25 @@ func (r *Report) Total() int {
 	return n
 }
 
-// orderRow is what the audit needs of one order.
-type orderRow struct {
-	status  string
-	state   string
-	created time.Time
-}
-
-// Run audits the orders and ledgers in rdb.
+// Run audits the orders and ledgers in rdb and returns the whole report,
+// its violations sorted by rule, then order and key. It is Stream with the
+// violations collected.
 func Run(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Report, error) {
-	cfg.MaxRunning = cmp.Or(cfg.MaxRunning, time.Hour)
-	if cfg.Now.IsZero() {
-		cfg.Now = time.Now()
-	}
-	orders, err := readOrders(ctx, rdb)
+	var found []Violation
+	rep, err := Stream(ctx, rdb, cfg, func(v Violation) error {
+		found = append(found, v)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{CheckedAt: cfg.Now.UTC(), Orders: map[string]int{}, Effects: map[string]int{}, Violations: []Violation{}}
-	effects := map[string]map[string]int{} // order -> op -> count
-	keys := map[string]int{}
-	ledger := providers.NewLedger(rdb)
-	for _, p := range []string{providers.ProviderInventory, providers.ProviderPayment, providers.ProviderShipping} {
-		entries, err := ledger.All(ctx, p)
-		if err != nil {
-			return nil, fmt.Errorf("reading the %s ledger: %w", p, err)
-		}
-		for _, e := range entries {
-			rep.Effects[e.Op]++
-			keys[e.Key]++
-			if effects[e.OrderID] == nil {
-				effects[e.OrderID] = map[string]int{}
-			}
-			effects[e.OrderID][e.Op]++
-		}
-	}
-	for key, n := range keys {
-		if n > 1 {
-			rep.add(Violation{Rule: RuleDoubleKey, Key: key, Detail: fmt.Sprintf("applied %d times", n)})
-		}
-	}
-	for id, ops := range effects {
-		if _, ok := orders[id]; !ok {
-			rep.add(Violation{Rule: RuleOrphan, OrderID: id, Detail: fmt.Sprintf("effects %v for an order that does not exist", ops)})
-		}
-	}
-	for id, o := range orders {
-		rep.Orders[o.status]++
-		checkOrder(rep, cfg, id, o, effects[id])
-	}
-	sort.Slice(rep.Violations, func(i, j int) bool {
-		a, b := rep.Violations[i], rep.Violations[j]
+	sort.Slice(found, func(i, j int) bool {
+		a, b := found[i], found[j]
 		if a.Rule != b.Rule {
 			return a.Rule < b.Rule
 		}
-		return a.OrderID+a.Key < b.OrderID+b.Key
+		return a.OrderID+"\x00"+a.Key < b.OrderID+"\x00"+b.Key
 	})
+	rep.Violations = append(rep.Violations, found...)
 	return rep, nil
-}
-
-func (r *Report) add(v Violation) { r.Violations = append(r.Violations, v) }
-
-// checkOrder applies the per-order invariants.
-func checkOrder(rep *Report, cfg Config, id string, o orderRow, ops map[string]int) {
-	n := func(op string) int { return ops[op] }
-	switch statemachine.Status(o.status) {
-	case statemachine.StatusCompleted:
-		if n(providers.OpReserve) != 1 || n(providers.OpCharge) != 1 || n(providers.OpShip) != 1 ||
-			n(providers.OpRefund) != 0 || n(providers.OpRelease) != 0 {
-			rep.add(Violation{Rule: RuleCompleted, OrderID: id, Detail: describe(ops)})
-		}
-	case statemachine.StatusFailed, statemachine.StatusCancelled:
-		if n(providers.OpRefund) != n(providers.OpCharge) || n(providers.OpRelease) != n(providers.OpReserve) ||
-			n(providers.OpShip) != 0 {
-			rep.add(Violation{Rule: RuleCompensated, OrderID: id, Detail: o.status + ": " + describe(ops)})
-		}
-	default:
-		if age := cfg.Now.Sub(o.created); age > cfg.MaxRunning {
-			rep.add(Violation{Rule: RuleStuck, OrderID: id,
-				Detail: fmt.Sprintf("still %s after %s", o.state, age.Round(time.Second))})
-		}
-	}
-}
-
-func describe(ops map[string]int) string {
-	return fmt.Sprintf("reserve %d, charge %d, ship %d, refund %d, release %d",
-		ops[providers.OpReserve], ops[providers.OpCharge], ops[providers.OpShip], ops[providers.OpRefund], ops[providers.OpRelease])
-}
-
-// readOrders reads every order of the list index, in batches.
-func readOrders(ctx context.Context, rdb redis.UniversalClient) (map[string]orderRow, error) {
-	ids, err := rdb.ZRange(ctx, statemachine.IndexKey, 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("reading the order index: %w", err)
-	}
-	out := make(map[string]orderRow, len(ids))
-	const batch = 500
-	for start := 0; start < len(ids); start += batch {
-		part := ids[start:min(start+batch, len(ids))]
-		cmds := make([]*redis.SliceCmd, len(part))
-		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range part {
-				cmds[i] = p.HMGet(ctx, statemachine.RecordKey(id), "stt", "st", "ct")
-			}
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("reading orders: %w", err)
-		}
-		for i, id := range part {
-			v := cmds[i].Val()
-			status, _ := v[0].(string)
-			if status == "" {
-				continue // expired since it was indexed
-			}
-			state, _ := v[1].(string)
-			ct, _ := v[2].(string)
-			var us int64
-			fmt.Sscan(ct, &us)
-			out[id] = orderRow{status: status, state: state, created: time.UnixMicro(us)}
-		}
-	}
-	return out, nil
 }

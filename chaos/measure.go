@@ -85,7 +85,7 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 			r.DoubleEffects++
 		case audit.RuleCompensated:
 			r.LeftEffects++
-		case audit.RuleDuplicateOrders:
+		case audit.RuleDuplicateKey:
 			r.DuplicateOrders++
 		}
 	}

@@ -28,7 +28,9 @@ type APIConfig struct {
 	Listen string
 	// InsecureListen allows serving without tokens on an address other
 	// than loopback: anyone who reaches it can create, cancel and read
-	// orders and use asynqmon. Default false.
+	// orders and use asynqmon. Default false. Without tokens and without
+	// it, the API also refuses requests whose Host is not loopback
+	// (api.Config.RestrictHosts), against DNS rebinding.
 	InsecureListen bool
 	// MonitorWritable allows actions in asynqmon; by default it is
 	// read-only.
@@ -99,6 +101,12 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 	}
 	cfg.Listen = cmp.Or(cfg.Listen, defaultListen)
 	cfg.API.Logger = cfg.Logger
+	if len(cfg.API.Tokens) == 0 && !cfg.InsecureListen {
+		// Loopback without tokens: a browser on this machine is the one
+		// caller that could be tricked, through DNS rebinding, into
+		// reaching the API under a foreign name.
+		cfg.API.RestrictHosts = true
+	}
 	cfg.Engine.Logger = cfg.Logger
 	store := statemachine.NewStore(conn.Client, cfg.Store)
 	registry := cfg.Registry

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -81,4 +83,64 @@ func TestStartAPIWithTokens(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 	}
+}
+
+// hostGet sends GET path to p with the Host header host.
+func hostGet(t *testing.T, p *server.APIProcess, path, host string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, p.URL()+path, nil)
+	require.NoError(t, err)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Without tokens and on loopback, the API answers only requests addressed
+// to a loopback name (DNS rebinding); with --insecure-listen or tokens the
+// Host is not restricted.
+func TestStartAPIRestrictsHostsWithoutTokens(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t, redistest.BackendMiniredis)
+	p := startAPI(t, r, server.APIConfig{})
+	require.Equal(t, http.StatusForbidden, hostGet(t, p, "/v1/orders", "evil.example:8080"))
+	require.Equal(t, http.StatusOK, hostGet(t, p, "/healthz", "evil.example:8080"))
+	require.Equal(t, http.StatusOK, hostGet(t, p, "/v1/orders", "localhost:8080"))
+	get(t, p.URL()+"/v1/orders")
+
+	insecure := startAPI(t, r, server.APIConfig{InsecureListen: true})
+	require.Equal(t, http.StatusOK, hostGet(t, insecure, "/v1/orders", "evil.example:8080"))
+
+	cfg := server.APIConfig{}
+	cfg.API.Tokens = []api.Token{opsToken}
+	withTokens := startAPI(t, r, cfg)
+	require.Equal(t, http.StatusUnauthorized, hostGet(t, withTokens, "/v1/orders", "evil.example:8080"))
+}
+
+// A form posted across sites cannot cancel an order; curl's bodyless POST
+// can.
+func TestStartAPIRefusesForms(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t, redistest.BackendMiniredis)
+	p := startAPI(t, r, server.APIConfig{})
+	res := do(t, http.MethodPost, p.URL()+"/v1/orders", `{"order_id":"o-1","customer_id":"c","currency":"USD","items":[{"sku":"S","qty":1,"unit_price_cents":1}]}`)
+	require.Equal(t, http.StatusAccepted, res.Code, res.Body)
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL()+"/v1/orders/o-1/cancel", strings.NewReader("reason=csrf"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	req.Header.Del("Origin")
+	req.Body = io.NopCloser(strings.NewReader("reason=csrf"))
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+
+	require.Equal(t, http.StatusAccepted, do(t, http.MethodPost, p.URL()+"/v1/orders/o-1/cancel", "").Code)
 }

@@ -25,12 +25,16 @@ type ListQuery struct {
 // ErrBadCursor is returned for a cursor List did not issue.
 var ErrBadCursor = errors.New("invalid cursor")
 
-// listScanBudget bounds how many index entries one page examines when it
-// filters; a page may then hold fewer than Limit items and a next cursor.
-const listScanBudget = 5000
+// listScanBudget bounds how many index entries one call of List examines.
+// A filtered page whose matches are rare may then hold fewer than Limit
+// items, with a next cursor to go on from: the cost of a call stays bounded
+// however rare the matches are.
+const listScanBudget = 1000
 
 // List returns one page of accepted instances, newest first, and the cursor
-// of the next page ("" at the end).
+// of the next page ("" at the end). With a filter it reads only the status
+// and state of the entries it examines (HMGET), and loads whole records only
+// for the matches.
 func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, error) {
 	maxScore, afterID, err := decodeCursor(q.Cursor)
 	if err != nil {
@@ -38,23 +42,23 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 	}
 	limit := max(q.Limit, 1)
 	var out []*Instance
-	scanned := 0
-	batch := int64(min(max(limit*2, 50), 500))
 	// offset skips entries at the cursor's score that were already seen,
 	// when a whole batch shares one score.
 	var offset int64
-	for scanned < listScanBudget {
+	for scanned := 0; scanned < listScanBudget; {
+		batch := int64(min(max(limit*2, 50), 500, listScanBudget-scanned))
 		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
 			Key: IndexKey, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: offset, Count: batch,
 		}).Result()
 		if err != nil {
 			return nil, "", fmt.Errorf("reading list index: %w", err)
 		}
+		scanned += len(zs)
 		// Drop what earlier pages returned at the cursor's own score.
 		var page []redis.Z
 		for _, z := range zs {
 			id, _ := z.Member.(string)
-			if afterID != "" && strconv.FormatInt(int64(z.Score), 10) == maxScore && id >= afterID {
+			if afterID != "" && scoreString(z) == maxScore && id >= afterID {
 				continue
 			}
 			page = append(page, z)
@@ -65,33 +69,75 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 			}
 			// A full batch of one score, all seen: look further along it.
 			offset += int64(len(zs))
-			scanned += len(zs)
 			continue
 		}
 		offset = 0
-		insts, err := s.loadMany(ctx, page)
-		if err != nil {
-			return nil, "", err
-		}
-		for i, in := range insts {
-			scanned++
-			z := page[i]
-			id, _ := z.Member.(string)
-			maxScore, afterID = strconv.FormatInt(int64(z.Score), 10), id
-			if in == nil || (q.Status != "" && in.Status != q.Status) || (q.State != "" && in.State != q.State) {
-				continue
+		cands := page
+		if q.Status != "" || q.State != "" {
+			if cands, err = s.matching(ctx, page, q); err != nil {
+				return nil, "", err
 			}
-			out = append(out, in)
+		}
+		for len(cands) > 0 {
+			chunk := cands[:min(limit-len(out), len(cands))]
+			cands = cands[len(chunk):]
+			insts, err := s.loadMany(ctx, chunk)
+			if err != nil {
+				return nil, "", err
+			}
+			for _, in := range insts {
+				if in != nil {
+					out = append(out, in)
+				}
+			}
 			if len(out) == limit {
-				return out, encodeCursor(maxScore, afterID), nil
+				last := chunk[len(chunk)-1]
+				return out, encodeCursor(scoreString(last), last.Member.(string)), nil
 			}
 		}
+		last := page[len(page)-1]
+		maxScore, afterID = scoreString(last), last.Member.(string)
 		if int64(len(zs)) < batch {
 			return out, "", nil
 		}
 	}
 	return out, encodeCursor(maxScore, afterID), nil
 }
+
+// matching returns the entries of page whose instance has q's status and
+// state, reading only those two fields of each record in one round trip.
+// Entries whose record is gone (expired) are dropped from the index.
+func (s *Store) matching(ctx context.Context, page []redis.Z, q ListQuery) ([]redis.Z, error) {
+	cmds := make([]*redis.SliceCmd, len(page))
+	sent, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, z := range page {
+			cmds[i] = p.HMGet(ctx, RecordKey(z.Member.(string)), fieldStatus, fieldState)
+		}
+		return nil
+	})
+	if err := firstErr(sent, err); err != nil {
+		return nil, fmt.Errorf("filtering instances: %w", err)
+	}
+	var out []redis.Z
+	var gone []any
+	for i, z := range page {
+		v := cmds[i].Val()
+		status, _ := v[0].(string)
+		state, _ := v[1].(string)
+		switch {
+		case status == "":
+			gone = append(gone, z.Member)
+		case (q.Status == "" || Status(status) == q.Status) && (q.State == "" || state == q.State):
+			out = append(out, z)
+		}
+	}
+	s.dropFromIndex(ctx, gone)
+	return out, nil
+}
+
+// scoreString is an index entry's score (creation time, µs) as the cursor
+// holds it.
+func scoreString(z redis.Z) string { return strconv.FormatInt(int64(z.Score), 10) }
 
 // loadMany reads the instances of index entries in one round trip; entries
 // whose record is gone (expired) come back nil and are dropped from the
@@ -121,11 +167,17 @@ func (s *Store) loadMany(ctx context.Context, zs []redis.Z) ([]*Instance, error)
 		}
 		out[i] = decodeInstance(id, m, firsts[i].Val())
 	}
-	if len(gone) > 0 {
-		// Index maintenance only: expired instances leave the list.
-		_ = s.rdb.ZRem(ctx, IndexKey, gone...).Err()
-	}
+	s.dropFromIndex(ctx, gone)
 	return out, nil
+}
+
+// dropFromIndex removes the entries of expired instances from the list
+// index. It is index maintenance only: a failure is left for the next
+// reader or the reaper's trim.
+func (s *Store) dropFromIndex(ctx context.Context, ids []any) {
+	if len(ids) > 0 {
+		_ = s.rdb.ZRem(ctx, IndexKey, ids...).Err()
+	}
 }
 
 func encodeCursor(score, id string) string {

@@ -15,7 +15,7 @@ var scriptFiles embed.FS
 // scripts holds every Lua script the store runs, loaded from scripts/*.lua.
 type scripts struct {
 	create, claim, transition, renew, release *redis.Script
-	idemBegin, idemEnd, dueClaim, watch       *redis.Script
+	idemBind, dueClaim, watch                 *redis.Script
 	all                                       []*redis.Script
 }
 
@@ -30,8 +30,7 @@ func loadScripts() *scripts {
 		{"transition.lua", &s.transition},
 		{"renew.lua", &s.renew},
 		{"release.lua", &s.release},
-		{"idempotency_begin.lua", &s.idemBegin},
-		{"idempotency_end.lua", &s.idemEnd},
+		{"idempotency_bind.lua", &s.idemBind},
 		{"due_claim.lua", &s.dueClaim},
 		{"watch.lua", &s.watch},
 	} {

@@ -1,12 +1,15 @@
 package statemachine
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -199,5 +202,131 @@ func TestStoreListDropsEntriesWithoutARecord(t *testing.T) {
 		require.Equal(t, []string{"o-02", "o-00"}, got)
 		require.Equal(t, int64(-1), b.score(t, IndexKey, "o-01"), "o-01 is dropped from the index")
 		require.Equal(t, b.clock.Now().UnixMicro(), b.score(t, IndexKey, "o-02"), "the others stay")
+	})
+}
+
+// commandCounter is a go-redis hook that counts the commands a client sends
+// by name, and the index entries its ZRANGEs return.
+type commandCounter struct {
+	mu      sync.Mutex
+	counts  map[string]int
+	entries int
+}
+
+func newCommandCounter() *commandCounter { return &commandCounter{counts: map[string]int{}} }
+
+// DialHook implements redis.Hook.
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		c.count(cmd)
+		return err
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return err
+	}
+}
+
+func (c *commandCounter) count(cmd redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts[cmd.Name()]++
+	if z, ok := cmd.(*redis.ZSliceCmd); ok {
+		c.entries += len(z.Val())
+	}
+}
+
+// take returns the counts so far and starts afresh.
+func (c *commandCounter) take() (counts map[string]int, entries int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	counts, entries = c.counts, c.entries
+	c.counts, c.entries = map[string]int{}, 0
+	return counts, entries
+}
+
+// fillIndex adds n bare running instances to the list index, newer than
+// everything the clock has made so far: just the fields a filter reads.
+func (b *storeBundle) fillIndex(t *testing.T, n int) {
+	t.Helper()
+	base := b.clock.Now().UnixMicro()
+	_, err := b.rdb.Pipelined(t.Context(), func(p redis.Pipeliner) error {
+		for i := range n {
+			id := fmt.Sprintf("bare-%05d", i)
+			p.HSet(t.Context(), RecordKey(id), fieldStatus, string(StatusRunning), fieldState, OrderPending)
+			p.ZAdd(t.Context(), IndexKey, redis.Z{Score: float64(base + 1 + int64(i)), Member: id})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+// A filter whose matches are rare costs a bounded amount per call: at most
+// listScanBudget index entries and status reads, and whole records only for
+// the matches. Paging on from the cursor finds every match.
+func TestStoreListFilterCostIsBounded(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		b.start(t, "rare-old")
+		b.fire(t, "rare-old", "cancel")
+		b.clock.Add(time.Second)
+		b.fillIndex(t, 2*listScanBudget+500)
+		b.clock.Add(time.Second)
+		b.start(t, "rare-new")
+		b.fire(t, "rare-new", "cancel")
+
+		counter := newCommandCounter()
+		rdb := b.r.Client(t)
+		rdb.(*redis.Client).AddHook(counter)
+		store := NewStore(rdb, StoreConfig{Clock: b.clock.Now, Retention: testRetention})
+		t.Cleanup(store.Close)
+
+		q := ListQuery{Status: StatusCancelled, Limit: 5}
+		var found []string
+		calls := 0
+		for {
+			insts, next, err := store.List(t.Context(), q)
+			require.NoError(t, err)
+			calls++
+			found = append(found, ids(insts)...)
+			counts, entries := counter.take()
+			require.LessOrEqual(t, entries, listScanBudget, "index entries read by call %d", calls)
+			require.LessOrEqual(t, counts["hmget"], listScanBudget, "status reads of call %d", calls)
+			require.LessOrEqual(t, counts["hgetall"], len(insts), "whole records loaded by call %d", calls)
+			if next == "" {
+				break
+			}
+			require.Less(t, calls, 10, "paging ends")
+			q.Cursor = next
+		}
+		require.Equal(t, []string{"rare-new", "rare-old"}, found)
+		require.Equal(t, 3, calls, "2,502 entries take three calls of at most %d", listScanBudget)
+	})
+}
+
+// Entries whose record expired are dropped from the index by a filtered
+// list too.
+func TestStoreListFilterDropsEntriesWithoutARecord(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, b *storeBundle) {
+		ctx := t.Context()
+		b.startMany(t, 3, 1, time.Second)
+		require.NoError(t, b.rdb.Del(ctx, RecordKey("o-01"), HistoryKey("o-01")).Err()) // expired
+
+		got, next := b.list(t, ListQuery{Status: StatusRunning, Limit: 10})
+		require.Equal(t, []string{"o-02", "o-00"}, got)
+		require.Empty(t, next)
+		require.Equal(t, int64(-1), b.score(t, IndexKey, "o-01"), "o-01 is dropped from the index")
 	})
 }
