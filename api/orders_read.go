@@ -122,6 +122,13 @@ func (s *Server) listOrders(c echo.Context) error {
 		}
 		q.State = v
 	}
+	if v := c.QueryParam("dead_letter"); v != "" {
+		dl, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, orders.FieldError{Field: "dead_letter", Message: "must be true or false"})
+		}
+		q.DeadLetter = dl
+	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxListLimit {

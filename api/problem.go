@@ -45,16 +45,18 @@ const (
 	codeNotFound      = "not-found"
 	codeConflict      = "conflict"
 	codeNotCancelable = "not-cancellable"
-	codeKeyReused     = "idempotency-key-reused"
-	codeUnavailable   = "unavailable"
-	codeUnauthorized  = "unauthorized"
-	codeForbidden     = "forbidden"
-	codeCrossSite     = "cross-site-request"
-	codeHostRefused   = "host-not-allowed"
-	codeRateLimited   = "rate-limited"
-	codeOverloaded    = "overloaded"
-	codeInternal      = "internal"
-	codeHTTP          = "http"
+	// codeNotDeadLettered: retry or resolve of an order with no parked step.
+	codeNotDeadLettered = "not-dead-lettered"
+	codeKeyReused       = "idempotency-key-reused"
+	codeUnavailable     = "unavailable"
+	codeUnauthorized    = "unauthorized"
+	codeForbidden       = "forbidden"
+	codeCrossSite       = "cross-site-request"
+	codeHostRefused     = "host-not-allowed"
+	codeRateLimited     = "rate-limited"
+	codeOverloaded      = "overloaded"
+	codeInternal        = "internal"
+	codeHTTP            = "http"
 )
 
 func problem(status int, code, title, detail string) *Problem {

@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orderflow/orderflow/providers"
 )
 
 // The rules a violation can break.
@@ -76,7 +78,7 @@ func (c Config) withDefaults(rdb redis.UniversalClient) Config {
 	}
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	if c.Ledger == nil {
-		c.Ledger = simLedger{rdb: rdb}
+		c.Ledger = providers.NewLedger(rdb)
 	}
 	return c
 }

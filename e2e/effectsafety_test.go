@@ -169,3 +169,58 @@ func TestOrderIDReusedAfterRetention(t *testing.T) {
 		require.Equal(t, 8, avail, "the first order's stock came back, the second's is taken")
 	})
 }
+
+// A compensation the provider refuses forever is parked as a dead letter
+// after its attempts: the order shows it, the list finds it, and an
+// operator retries it (once the provider is fixed) or resolves it by hand.
+func TestDeadLetteredCompensationOverHTTP(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r, options{sim: providers.SimConfig{
+			Payment: providers.Faults{DeclineCustomers: []string{"broke"}, Latency: 300 * time.Millisecond},
+		}})
+		for _, id := range []string{"dl-retry", "dl-resolve"} {
+			b.post(t, order(id, "broke"))
+		}
+		for _, id := range []string{"dl-retry", "dl-resolve"} {
+			b.waitState(t, id, settle, statemachine.OrderCharging)
+		}
+		// The inventory starts refusing everything, releases included.
+		require.NoError(t, b.sim.Simulator().SetFaults(providers.ProviderInventory, providers.Faults{StrayRate: 1}))
+		for _, id := range []string{"dl-retry", "dl-resolve"} {
+			waitFor(t, 2*settle, id+" to be dead-lettered", func() bool { return b.get(t, id).DeadLetter != nil })
+			o := b.get(t, id)
+			require.Equal(t, "release", o.DeadLetter.Step)
+			require.Equal(t, statemachine.OrderReleasing, o.State)
+			require.Equal(t, "running", o.Status)
+		}
+		res := b.do(t, http.MethodGet, "/v1/orders?dead_letter=true", nil)
+		require.Equal(t, http.StatusOK, res.status)
+		var list struct {
+			Orders []struct {
+				OrderID string `json:"order_id"`
+			} `json:"orders"`
+		}
+		res.json(t, &list)
+		require.Len(t, list.Orders, 2)
+
+		require.NoError(t, b.sim.Simulator().SetFaults(providers.ProviderInventory, providers.Faults{}))
+		res = b.do(t, http.MethodPost, "/v1/orders/dl-retry/retry", map[string]string{"reason": "credentials fixed"})
+		require.Equal(t, http.StatusAccepted, res.status, "body: %s", res.body)
+		b.waitState(t, "dl-retry", settle, statemachine.OrderFailed)
+		b.requireEffects(t, "dl-retry", map[string]int{"reserve": 1, "release": 1})
+
+		res = b.do(t, http.MethodPost, "/v1/orders/dl-resolve/resolve", map[string]string{"reason": "released by hand"})
+		require.Equal(t, http.StatusAccepted, res.status, "body: %s", res.body)
+		o := b.waitState(t, "dl-resolve", settle, statemachine.OrderFailed)
+		require.Nil(t, o.DeadLetter)
+		evs := b.history(t, "dl-resolve")
+		require.Contains(t, string(evs[len(evs)-1].Detail), "released by hand")
+
+		res = b.do(t, http.MethodPost, "/v1/orders/dl-retry/retry", nil)
+		require.Equal(t, http.StatusConflict, res.status, "nothing to retry")
+		require.Equal(t, "application/problem+json", res.header.Get("Content-Type"))
+		res = b.do(t, http.MethodPost, "/v1/orders/dl-resolve/resolve", map[string]string{"reason": strings.Repeat("x", 513)})
+		require.Equal(t, http.StatusBadRequest, res.status)
+	})
+}

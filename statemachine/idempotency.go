@@ -51,10 +51,17 @@ func HashScopedIdempotencyKey(scope, key string) string {
 // ended.
 func (s *Store) BindIdempotencyKey(ctx context.Context, keyHash, fingerprint, id string, ttl time.Duration) (IdempotencyOutcome, string, error) {
 	var cmd *redis.Cmd
+	var durable *durableWait
 	err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmd = s.sc.idemBind.EvalSha(ctx, p, []string{IdempotencyKey(keyHash)}, fingerprint, id, ttl.Milliseconds())
+		// The binding must outlive a failover before the order it names is
+		// created, or a retry could bind the key to a second order.
+		durable = s.awaitDurable(ctx, p)
 	})
 	var res []string
+	if err == nil {
+		err = durable.err()
+	}
 	if err == nil {
 		res, err = cmd.StringSlice()
 	}

@@ -20,6 +20,9 @@ type ListQuery struct {
 	Limit int
 	// Cursor continues a previous page; empty starts from the newest.
 	Cursor string
+	// DeadLetter lists only instances with a step parked for an operator,
+	// the most recently parked first.
+	DeadLetter bool
 }
 
 // ErrBadCursor is returned for a cursor List did not issue.
@@ -41,6 +44,10 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 		return nil, "", err
 	}
 	limit := max(q.Limit, 1)
+	index := IndexKey
+	if q.DeadLetter {
+		index = DeadLetterKey
+	}
 	var out []*Instance
 	// offset skips entries at the cursor's score that were already seen,
 	// when a whole batch shares one score.
@@ -48,7 +55,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 	for scanned := 0; scanned < listScanBudget; {
 		batch := int64(min(max(limit*2, 50), 500, listScanBudget-scanned))
 		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: IndexKey, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: offset, Count: batch,
+			Key: index, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: offset, Count: batch,
 		}).Result()
 		if err != nil {
 			return nil, "", fmt.Errorf("reading list index: %w", err)
