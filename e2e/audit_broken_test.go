@@ -98,7 +98,7 @@ func TestAuditCatchesABrokenProvider(t *testing.T) {
 	}, {
 		// A provider that never answers leaves the order unfinished.
 		name: "stuck", want: audit.RuleStuck,
-		sim:  providers.SimConfig{Inventory: providers.Faults{InProgressRate: 1, InProgressHold: time.Minute}},
+		sim: providers.SimConfig{Inventory: providers.Faults{InProgressRate: 1, InProgressHold: time.Minute}},
 		run: func(t *testing.T, b *testBundle) {
 			b.post(t, order("broken-stuck", "cust-1"))
 			waitFor(t, settle, "a held reservation", func() bool { return b.get(t, "broken-stuck").Attempts["reserve"] >= 2 })
