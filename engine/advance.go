@@ -169,16 +169,20 @@ func (r *run) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		if q := r.def.QueueOf(st); q != r.queue {
-			return r.handoff(ctx, q, "queue")
-		}
-		if r.e.stopping.Load() {
-			return r.handoff(ctx, r.queue, "stopping")
-		}
-		if r.e.store.Now().Sub(r.started) > r.e.cfg.TimeSlice {
-			return r.handoff(ctx, r.queue, "time_slice")
-		}
 		if !r.begun {
+			// The step boundary: an attempt this run already began (the
+			// write that entered the state began it) runs to its end, even
+			// when the worker is stopping; otherwise the order is handed
+			// off here.
+			if q := r.def.QueueOf(st); q != r.queue {
+				return r.handoff(ctx, q, "queue")
+			}
+			if r.e.stopping.Load() {
+				return r.handoff(ctx, r.queue, "stopping")
+			}
+			if r.e.store.Now().Sub(r.started) > r.e.cfg.TimeSlice {
+				return r.handoff(ctx, r.queue, "time_slice")
+			}
 			done, err := r.beginAttempt(ctx, st)
 			if err != nil || done {
 				return err
