@@ -21,7 +21,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&c.Orders, "orders", 2000, "distinct orders to send")
 	fs.IntVar(&c.Workers, "workers", 3, "worker processes")
 	fs.IntVar(&c.KillsPerWorker, "kills-per-worker", 5, "SIGKILLs of each worker")
-	fs.IntVar(&c.RedisRestarts, "redis-restarts", 1, "kills and restarts of Redis")
+	fs.IntVar(&c.RedisRestarts, "redis-restarts", 2, "kills and restarts of Redis")
 	fs.DurationVar(&c.Duration, "duration", 40*time.Second, "how long the load and the kills are spread over")
 	fs.Float64Var(&c.FaultRate, "fault-rate", 0.2, "share of provider calls that misbehave")
 	fs.DurationVar(&c.Lease, "lease", 2*time.Second, "the workers' lease")
