@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,8 @@ type run struct {
 	begun bool
 	// taskDriven: an asynq task asked for this run (not the fast path).
 	taskDriven bool
+	// admission is the flow control's admission of the current attempt.
+	admission Admission
 }
 
 // Advance moves an instance on as far as it can. It returns nil when the
@@ -70,7 +73,7 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 		// written at creation (the version is pinned).
 		r.inst = &statemachine.Instance{
 			ID: id, Workflow: h.Workflow, Version: h.Version, State: h.State, Status: statemachine.StatusRunning,
-			Rev: h.Rev, Input: h.Input,
+			Rev: h.Rev, Input: h.Input, Priority: cmp.Or(h.Priority, statemachine.PriorityNormal),
 			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: map[string]statemachine.RetryPolicy{}, Results: map[string]string{},
 		}
 		r.acquire = true
@@ -174,8 +177,11 @@ func (r *run) loop(ctx context.Context) error {
 			// write that entered the state began it) runs to its end, even
 			// when the worker is stopping; otherwise the order is handed
 			// off here.
-			if q := r.def.QueueOf(st); q != r.queue {
-				return r.handoff(ctx, q, "queue")
+			if q := r.inst.QueueOf(r.def, st); q != r.queue {
+				if !r.e.continuesInline(q) {
+					return r.handoff(ctx, q, "queue")
+				}
+				r.queue = q
 			}
 			if r.e.stopping.Load() {
 				return r.handoff(ctx, r.queue, "stopping")
@@ -183,7 +189,16 @@ func (r *run) loop(ctx context.Context) error {
 			if r.e.store.Now().Sub(r.started) > r.e.cfg.TimeSlice {
 				return r.handoff(ctx, r.queue, "time_slice")
 			}
+			if r.e.gated(st) && r.inst.NextAt.Sub(r.e.store.Now()) <= 0 {
+				if done, err := r.admit(ctx, st); err != nil || done {
+					return err
+				}
+			}
 			done, err := r.beginAttempt(ctx, st)
+			if err != nil || done || r.inst == nil || !r.begun || r.inst.State != st.Name {
+				// The admitted attempt did not begin here.
+				r.settleAdmission(ctx, ErrNotAttempted)
+			}
 			if err != nil || done {
 				return err
 			}
@@ -194,7 +209,11 @@ func (r *run) loop(ctx context.Context) error {
 				continue
 			}
 		}
+		// An attempt begun by the write that entered the state runs here,
+		// under the step's own queue (see continuesInline).
+		r.queue = r.inst.QueueOf(r.def, st)
 		out := r.runStep(ctx, st)
+		r.settleAdmission(ctx, out.err)
 		var d decision
 		applied, err := r.commitLoopApplied(ctx, st, func() decision {
 			d = r.decide(st, out)
@@ -404,7 +423,7 @@ func (r *run) handoffTask(ctx context.Context, t Task, due time.Time, why string
 // once the retry was recorded (the write released the lease).
 func (r *run) scheduleRetry(ctx context.Context, st *statemachine.State, p *retryPlan) error {
 	ctx = context.WithoutCancel(ctx)
-	t := Task{InstanceID: r.id, Queue: r.def.QueueOf(st), TaskID: p.taskID, Delay: p.delay}
+	t := Task{InstanceID: r.id, Queue: r.inst.QueueOf(r.def, st), TaskID: p.taskID, Delay: p.delay}
 	if err := r.e.store.ScheduleDue(ctx, r.id, r.e.store.Now().Add(p.delay+r.e.cfg.RetryGrace), ""); err != nil {
 		// The entry still says when the lease ran out: the reaper looks
 		// then, early but safe.

@@ -216,7 +216,7 @@ func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fi
 	}
 	begins := false
 	if next.Step != "" {
-		if r.def.QueueOf(next) == r.queue && !r.e.stopping.Load() {
+		if q := r.inst.QueueOf(r.def, next); (q == r.queue || r.e.continuesInline(q)) && !r.e.stopping.Load() && !r.e.gated(next) {
 			c.Fields.Attempt(next.Step, 1)
 			// The next step's provider call follows this write.
 			c.Durable = true

@@ -47,7 +47,7 @@ func orderInput(t *testing.T) []byte {
 func TestDurabilityReplicasGatesAcknowledgementsAndEffects(t *testing.T) {
 	t.Parallel()
 	master := redistest.New(t, redistest.BackendRedis)
-	durable := statemachine.StoreConfig{Durability: statemachine.Durability{Mode: statemachine.DurabilityReplicas, Replicas: 1, Timeout: 100 * time.Millisecond}}
+	durable := statemachine.StoreConfig{Durability: statemachine.Durability{Mode: statemachine.DurabilityReplicas, Replicas: 1, Timeout: time.Second}}
 
 	b := setup(t, master, setupOpts{storeCfg: durable})
 	warnings, err := b.store.CheckDurability(context.Background())

@@ -267,7 +267,8 @@ func TestHandoffWritesTheDueEntryBeforeTheTask(t *testing.T) {
 			_, err := b.store.Claim(context.Background(), task.InstanceID, "fast-worker", leaseEnd)
 			require.NoError(t, err)
 		}
-		eng, err := engine.New(engine.Config{Logger: b.eng.Config().Logger}, b.store, b.reg, orders.Activities(b.prov.Set()), q, nil)
+		eng, err := engine.New(engine.Config{Logger: b.eng.Config().Logger, Queues: notPayments},
+			b.store, b.reg, orders.Activities(b.prov.Set()), q, nil)
 		require.NoError(t, err)
 		b.start(t, "o1")
 		require.NoError(t, eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))

@@ -81,6 +81,16 @@ type Config struct {
 	// WakeTimeout is how long one blocking read of the wake lists waits.
 	// Default 1s.
 	WakeTimeout time.Duration
+	// Backlog, when set, returns how many tasks wait in a queue; a run goes
+	// on inline into a step of another queue this worker serves only while
+	// nothing waits there. Default: nothing is ever taken to wait.
+	Backlog func(queue string) int64
+	// Flow, when set, gates the attempts of the steps it governs (rate
+	// limits, concurrency limits, circuit breakers). Default none.
+	Flow FlowControl
+	// ParkRecheck is how long a step parked by the flow control waits, at
+	// most, before it asks again without a wake-up. Default 30s.
+	ParkRecheck time.Duration
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -95,6 +105,7 @@ func (c Config) WithDefaults() Config {
 	c.WakeWorkers = cmp.Or(c.WakeWorkers, 8)
 	c.Concurrency = cmp.Or(c.Concurrency, 20)
 	c.WakeTimeout = cmp.Or(c.WakeTimeout, time.Second)
+	c.ParkRecheck = cmp.Or(c.ParkRecheck, 30*time.Second)
 	if c.WorkerID == "" {
 		c.WorkerID = randomHex(4)
 	}
@@ -200,6 +211,8 @@ type Hint struct {
 	Input    []byte
 	// At is when the task was queued, just before the instance was written.
 	At time.Time
+	// Priority is the instance's priority.
+	Priority statemachine.Priority
 }
 
 // AdvanceOptions describe the task that asks for an advance.

@@ -207,7 +207,9 @@ func TestStepOnAnotherQueueIsHandedOff(t *testing.T) {
 				d.States[i].Queue = "payments"
 			}
 		}
-		b := setup(t, r, setupOpts{registry: statemachine.NewRegistry().MustRegister(d)})
+		// A worker that serves every queue but payments.
+		b := setup(t, r, setupOpts{registry: statemachine.NewRegistry().MustRegister(d),
+			cfg: engine.Config{Queues: notPayments}})
 		b.start(t, "o1")
 		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
 		require.Equal(t, statemachine.OrderCharging, b.load(t, "o1").State)
@@ -215,17 +217,55 @@ func TestStepOnAnotherQueueIsHandedOff(t *testing.T) {
 		require.Len(t, ts, 1)
 		require.Equal(t, "payments", ts[0].Queue)
 		require.Equal(t, 0, b.prov.Applied(providers.OpCharge), "the charge runs on the payments queue")
+		// A run from the payments queue goes on inline into shipping: the
+		// worker serves the shipping queue, and nothing waits there.
 		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: "payments"}))
-		// After the charge, shipping is back on the workflow queue.
-		ts = b.queue.take()
-		require.Len(t, ts, 1)
-		require.Equal(t, statemachine.DefaultQueue, ts[0].Queue)
-		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: ts[0].Queue}))
+		require.Empty(t, b.queue.take())
 		in := b.load(t, "o1")
 		require.Equal(t, statemachine.OrderCompleted, in.State)
 		require.Equal(t, 1, in.Attempts[statemachine.StepCharge])
 	})
 }
+
+// A run goes on inline into a step of another queue only while nothing
+// waits in that queue: with a backlog there, the order queues behind it and
+// the worker's weights decide.
+func TestStepOnAQueueWithABacklogIsHandedOff(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		d := statemachine.OrderV1()
+		for i := range d.States {
+			if d.States[i].Step == statemachine.StepCharge {
+				d.States[i].Queue = "payments"
+			}
+		}
+		var backlog atomic.Int64
+		backlog.Store(7)
+		b := setup(t, r, setupOpts{registry: statemachine.NewRegistry().MustRegister(d),
+			cfg: engine.Config{Backlog: func(q string) int64 {
+				if q == "payments" {
+					return backlog.Load()
+				}
+				return 0
+			}}})
+		b.start(t, "o1")
+		require.NoError(t, b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		require.Equal(t, statemachine.OrderCharging, b.load(t, "o1").State)
+		ts := b.queue.take()
+		require.Len(t, ts, 1)
+		require.Equal(t, "payments", ts[0].Queue)
+
+		backlog.Store(0)
+		b.start(t, "o2")
+		require.NoError(t, b.eng.Advance(context.Background(), "o2", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		require.Equal(t, statemachine.OrderCompleted, b.load(t, "o2").State, "no backlog: inline, without a hop")
+		require.Empty(t, b.queue.take())
+	})
+}
+
+// notPayments are the queues of a worker that serves every queue of the
+// order workflow but payments.
+var notPayments = map[string]int{statemachine.DefaultQueue: 1, statemachine.QueueInventory: 1, statemachine.QueueShipping: 1}
 
 // heldCharge makes the charge step signal running when it starts and wait
 // until release is closed.

@@ -27,6 +27,9 @@ type Metrics struct {
 	// DeadLetterOrders is how many instances have a parked step now, as
 	// the reaper last counted.
 	DeadLetterOrders prometheus.Gauge
+	// FlowWaits counts attempts the flow control held back, by how they
+	// waited (inline, delay, park).
+	FlowWaits *prometheus.CounterVec
 	// DueEntries is the size of the due index, as the reaper last read it.
 	DueEntries prometheus.Gauge
 	// DueLag is how long the oldest due entry has been due, in seconds
@@ -93,6 +96,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "orderflow_dead_letter_orders", Help: "Instances with a step parked for an operator (retry or resolve).",
 		}),
 	}
+	m.FlowWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderflow_flow_waits_total", Help: "Step attempts held back by flow control (rate limits, concurrency limits, breakers), by how they waited.",
+	}, []string{"workflow", "step", "how"})
 	m.DueEntries = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_due_entries", Help: "Entries in the due index (unfinished instances the reaper watches).",
 	})
@@ -101,7 +107,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	})
 	if reg != nil {
 		reg.MustRegister(m.Transitions, m.Steps, m.StepSeconds, m.Finished, m.Redrives, m.StaleWrites, m.ProviderUnexpected,
-			m.DeadLetters, m.DeadLetterOrders, m.DueEntries, m.DueLag)
+			m.DeadLetters, m.DeadLetterOrders, m.FlowWaits, m.DueEntries, m.DueLag)
 	}
 	return m
 }
@@ -140,6 +146,12 @@ func (m *Metrics) stale() {
 func (m *Metrics) unexpected(provider, status string) {
 	if m != nil {
 		m.counter(m.ProviderUnexpected, provider, status).Inc()
+	}
+}
+
+func (m *Metrics) flowWait(wf, step, how string) {
+	if m != nil {
+		m.counter(m.FlowWaits, wf, step, how).Inc()
 	}
 }
 

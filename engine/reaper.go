@@ -164,10 +164,10 @@ func (e *Engine) judge(id string, in *statemachine.Instance, now time.Time) (sta
 // was lost, and reports whether it did.
 func (e *Engine) redrive(ctx context.Context, in *statemachine.Instance, now time.Time) (bool, error) {
 	id := in.ID
-	queue := statemachine.DefaultQueue
+	queue := statemachine.QueueName(statemachine.DefaultQueue, in.Priority)
 	if def, err := e.registry.Get(in.Workflow, in.Version); err == nil {
 		if st, ok := def.State(in.State); ok {
-			queue = def.QueueOf(st)
+			queue = in.QueueOf(def, st)
 		}
 	}
 	reason := "lease_expired"

@@ -106,7 +106,7 @@ func (e *Engine) nudge(ctx context.Context, def *statemachine.Definition, in *st
 		return
 	}
 	st, _ := def.State(in.State)
-	t := Task{InstanceID: in.ID, Queue: def.QueueOf(st), TaskID: fmt.Sprintf("adv:%s:%d:signal", in.ID, in.Rev)}
+	t := Task{InstanceID: in.ID, Queue: in.QueueOf(def, st), TaskID: fmt.Sprintf("adv:%s:%d:signal", in.ID, in.Rev)}
 	if err := e.store.ScheduleDue(ctx, in.ID, e.store.Now().Add(e.cfg.PickupGrace), t.Queue); err != nil {
 		e.log.Warn("announcing a signalled instance; the reaper will drive it", "order_id", in.ID, "err", err)
 		return

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ type StartRequest struct {
 	// kept in the record (field "ik") so that an audit can find two
 	// instances made under one key.
 	KeyHash string
+	// Priority orders the instance's steps under a backlog; "" is normal.
+	Priority statemachine.Priority
 }
 
 // StartResult says what Start did.
@@ -54,13 +57,14 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	now := e.store.Now()
 	taskID := InitialTaskID(req.ID)
 	initial, _ := def.State(def.Initial)
-	t := Task{InstanceID: req.ID, Queue: def.QueueOf(initial), TaskID: taskID,
-		Hint: &Hint{Workflow: def.Name, Version: def.Version, State: def.Initial, Rev: 1, Input: req.Input, At: now}}
+	prio := cmp.Or(req.Priority, statemachine.PriorityNormal)
+	t := Task{InstanceID: req.ID, Queue: statemachine.QueueName(def.QueueOf(initial), prio), TaskID: taskID,
+		Hint: &Hint{Workflow: def.Name, Version: def.Version, State: def.Initial, Rev: 1, Input: req.Input, At: now, Priority: prio}}
 	if err := e.queue.Enqueue(ctx, t); err != nil {
 		return StartResult{}, fmt.Errorf("queueing first task: %w", err)
 	}
 	cr, err := e.store.Create(ctx, statemachine.NewInstance{
-		ID: req.ID, Definition: def, Fingerprint: req.Fingerprint, KeyHash: req.KeyHash, Input: req.Input, Task: taskID,
+		ID: req.ID, Definition: def, Fingerprint: req.Fingerprint, KeyHash: req.KeyHash, Priority: prio, Input: req.Input, Task: taskID,
 		Due: now.Add(e.cfg.PickupGrace),
 	})
 	if err != nil {
@@ -75,7 +79,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	return StartResult{Instance: &statemachine.Instance{
 		ID: req.ID, Workflow: def.Name, Version: def.Version, State: def.Initial, Status: statemachine.StatusRunning,
 		Rev: cr.Rev, Created: cr.CreatedAt, Updated: cr.CreatedAt, Fingerprint: req.Fingerprint,
-		KeyHash: req.KeyHash, Incarnation: cr.Incarnation,
+		KeyHash: req.KeyHash, Incarnation: cr.Incarnation, Priority: prio,
 		Task: taskID, Input: req.Input,
 		Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: map[string]statemachine.RetryPolicy{}, Results: map[string]string{},
 	}}, nil

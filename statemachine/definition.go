@@ -62,6 +62,10 @@ type State struct {
 	// Queue is the asynq queue the step runs on. Empty means the
 	// definition's default queue.
 	Queue string
+	// Resource names the external service the step calls (a provider, such
+	// as "payment"), which flow control limits and breaks by; empty for a
+	// step that calls none.
+	Resource string
 	// Retry is the step's retry policy. Zero fields take the defaults of
 	// RetryPolicy.WithDefaults.
 	Retry RetryPolicy

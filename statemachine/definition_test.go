@@ -360,7 +360,7 @@ func TestRegistry(t *testing.T) {
 		all := r.All()
 		require.Len(t, all, 2)
 		require.Equal(t, []string{"order/v1", "order/v2"}, []string{all[0].Key(), all[1].Key()})
-		require.Equal(t, []string{DefaultQueue}, r.Queues())
+		require.Equal(t, []string{QueueInventory, QueuePayments, QueueShipping, DefaultQueue}, r.Queues())
 	})
 
 	t.Run("missing version", func(t *testing.T) {

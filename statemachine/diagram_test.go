@@ -79,7 +79,7 @@ func TestDocument(t *testing.T) {
 			require.Contains(t, section, "| `"+s.Name+"` | "+string(s.Status)+" |")
 			require.Contains(t, section, cell(s.Doc)+" |\n")
 		}
-		require.Contains(t, section, "| `reserving` | running | `reserve` | `workflow` | `reserved` → `charging` | "+
+		require.Contains(t, section, "| `reserving` | running | `reserve` | `inventory` | `reserved` → `charging` | "+
 			"`reserve_failed` → `failed`<br>when in doubt: `reserve_unsettled` → `refunding` | cancel: `cancel` → `refunding` |")
 		require.Contains(t, doc[v2:], "approve: `approve` → `reserving`<br>reject: `reject` → `cancelled`", "signals are sorted")
 	})

@@ -282,7 +282,7 @@ func (s *Store) ClaimDueBatch(ctx context.Context, entries []DueEntry, next time
 
 // peekFields are the record fields the reaper needs to judge an instance.
 var peekFields = []string{fieldWorkflow, fieldVersion, fieldState, fieldStatus, fieldRev, fieldLeaseToken, fieldLeaseUntil,
-	fieldNextAt, fieldTask, fieldDeadLetter}
+	fieldNextAt, fieldTask, fieldDeadLetter, fieldPriority}
 
 // Peek reads the state, lease, retry time, task and parking of many
 // instances in one round trip, without their input and step data. A

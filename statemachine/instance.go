@@ -27,6 +27,7 @@ const (
 	fieldReason      = "rsn"
 	fieldKeyHash     = "ik"
 	fieldDeadLetter  = "dl"
+	fieldPriority    = "pr"
 	fieldIncarnation = "inc"
 
 	prefixSignal   = "s:"
@@ -74,6 +75,9 @@ type Instance struct {
 	// Reason is why the instance compensates: ReasonFailed or
 	// ReasonCancelled, or empty.
 	Reason string
+	// Priority orders the instance's steps under a backlog (normal when
+	// the record has none).
+	Priority Priority
 	// DeadLetter names the step parked for an operator after it exhausted
 	// its attempts, or is empty. A parked step is not retried until an
 	// operator retries or resolves it.
@@ -124,11 +128,15 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		LastError:   h[fieldError],
 		Reason:      h[fieldReason],
 		DeadLetter:  h[fieldDeadLetter],
+		Priority:    PriorityNormal,
 		Signals:     map[string]bool{},
 		Attempts:    map[string]int{},
 		Declined:    map[string]bool{},
 		Policies:    map[string]RetryPolicy{},
 		Results:     map[string]string{},
+	}
+	if p, err := ParsePriority(h[fieldPriority]); err == nil {
+		in.Priority = p
 	}
 	for k, v := range h {
 		if v != "" {
@@ -309,6 +317,12 @@ func (in *Instance) PolicyOf(step string, def RetryPolicy) RetryPolicy {
 // learn its result) before undoing it.
 func (in *Instance) InDoubt(step, resultKey string) bool {
 	return in.Results[resultKey] == "" && in.Attempts[step] > 0 && !in.Declined[step]
+}
+
+// QueueOf returns the queue the instance's step in st runs on: the
+// definition's queue for it, at the instance's priority.
+func (in *Instance) QueueOf(d *Definition, st *State) string {
+	return QueueName(d.QueueOf(st), in.Priority)
 }
 
 // IncarnationMark separates an instance ID from its incarnation in the

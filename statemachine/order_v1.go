@@ -34,6 +34,19 @@ const (
 // another.
 const DefaultQueue = "workflow"
 
+// The domain queues of the order workflow's steps, so that a flood of one
+// kind of step cannot starve the others, and the resources (providers) the
+// steps call, which flow control limits.
+const (
+	QueueInventory = "inventory"
+	QueuePayments  = "payments"
+	QueueShipping  = "shipping"
+
+	ResourceInventory = "inventory"
+	ResourcePayment   = "payment"
+	ResourceShipping  = "shipping"
+)
+
 var forwardRetry = RetryPolicy{InitialInterval: 200 * time.Millisecond, MaxInterval: 10 * time.Second, Coefficient: 2, MaxAttempts: 6}
 
 // compensationRetry and irreversibleRetry are the policies of steps that
@@ -56,21 +69,21 @@ func OrderV1() *Definition {
 		States: []State{
 			{Name: OrderPending, Status: StatusRunning, OnSuccess: "start", OnSignal: cancel,
 				Doc: "Accepted and durably queued; no step has started. A cancel here ends the order at once, since nothing was done."},
-			{Name: OrderReserving, Status: StatusRunning, Step: StepReserve, Retry: forwardRetry,
+			{Name: OrderReserving, Status: StatusRunning, Step: StepReserve, Retry: forwardRetry, Queue: QueueInventory, Resource: ResourceInventory,
 				OnSuccess: "reserved", OnFailure: "reserve_failed", OnExhausted: "reserve_unsettled", OnSignal: cancel,
 				Doc: "Reserving stock with the inventory provider (key <order_id>:reserve). Out of stock ends the order failed; a cancel, or attempts that run out without a definite answer, compensate: refund by key (in case a charge exists that the record lost), then settle and release the reservation."},
-			{Name: OrderCharging, Status: StatusRunning, Step: StepCharge, Retry: forwardRetry,
+			{Name: OrderCharging, Status: StatusRunning, Step: StepCharge, Retry: forwardRetry, Queue: QueuePayments, Resource: ResourcePayment,
 				OnSuccess: "charged", OnFailure: "charge_failed", OnExhausted: "charge_unsettled", OnSignal: cancel,
 				Doc: "Charging the customer (key <order_id>:charge). A decline releases the stock; attempts that run out without a definite answer settle and refund the charge, then release; a cancel refunds and releases."},
-			{Name: OrderShipping, Status: StatusRunning, Step: StepShip, Retry: irreversibleRetry, Irreversible: true,
+			{Name: OrderShipping, Status: StatusRunning, Step: StepShip, Retry: irreversibleRetry, Irreversible: true, Queue: QueueShipping, Resource: ResourceShipping,
 				OnSuccess: "shipped", OnFailure: "ship_failed",
 				Doc: "Shipping the reserved stock (key <order_id>:ship). The point of no return: cancel is refused, and as a shipment cannot be recalled, every answer but a success or the named decline (422 undeliverable) is retried until the provider answers definitely (50 attempts, then dead-lettered for an operator); the decline refunds and releases."},
 			{Name: OrderCompleted, Status: StatusCompleted,
 				Doc: "Reserved, charged and shipped. Terminal."},
-			{Name: OrderRefunding, Status: StatusRunning, Step: StepRefund, Retry: compensationRetry, Compensation: true,
+			{Name: OrderRefunding, Status: StatusRunning, Step: StepRefund, Retry: compensationRetry, Compensation: true, Queue: QueuePayments, Resource: ResourcePayment,
 				OnSuccess: "refunded",
 				Doc:       "Compensation: refunding the charge (key <order_id>:refund). A charge in doubt is settled first by repeating it under the charge key; with no charge attempt on record the refund is sent by key without a transaction ID, so a charge the record lost is refunded too. Never gives up: after 50 attempts it is dead-lettered for an operator."},
-			{Name: OrderReleasing, Status: StatusRunning, Step: StepRelease, Retry: compensationRetry, Compensation: true,
+			{Name: OrderReleasing, Status: StatusRunning, Step: StepRelease, Retry: compensationRetry, Compensation: true, Queue: QueueInventory, Resource: ResourceInventory,
 				OnSuccess: "released", OnSuccessCancelled: "release_cancelled",
 				Doc: "Compensation: releasing the reserved stock (key <order_id>:release), settling a reservation in doubt first by repeating it under its key. Ends failed, or cancelled when a cancel started it. Never gives up: after 50 attempts it is dead-lettered for an operator."},
 			{Name: OrderFailed, Status: StatusFailed,

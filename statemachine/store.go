@@ -94,6 +94,8 @@ type NewInstance struct {
 	// KeyHash is the hash of the Idempotency-Key the instance was created
 	// under, or "" (field "ik").
 	KeyHash string
+	// Priority orders the instance's steps under a backlog; "" is normal.
+	Priority Priority
 	// Input is the instance's input as JSON; it is kept in the "created"
 	// history event.
 	Input []byte
@@ -146,6 +148,9 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	if n.KeyHash != "" {
 		args = append(args, fieldKeyHash, n.KeyHash)
 	}
+	if n.Priority != "" && n.Priority != PriorityNormal {
+		args = append(args, fieldPriority, string(n.Priority))
+	}
 	var cmd *redis.Cmd
 	var durable *durableWait
 	err = s.pipelined(ctx, func(p redis.Pipeliner) {
@@ -154,7 +159,7 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(n.Due.UnixMilli()), Member: n.ID})
 		// Announce it to idle workers; the list is capped so that a busy
 		// system, which leaves it alone, does not grow it.
-		wake(ctx, p, n.Definition.QueueOf(initialState(n.Definition)), n.ID)
+		wake(ctx, p, QueueName(n.Definition.QueueOf(initialState(n.Definition)), n.Priority), n.ID)
 		durable = s.awaitDurable(ctx, p)
 	})
 	if err == nil {

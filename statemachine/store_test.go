@@ -322,7 +322,7 @@ func TestStoreCreate(t *testing.T) {
 		in := b.load(t, "o1")
 		require.Equal(t, &Instance{
 			ID: "o1", Workflow: OrderWorkflow, Version: 1, State: OrderPending, Status: StatusRunning,
-			Rev: 1, Created: created, Updated: created, Fingerprint: "fp:o1", Task: "task:o1", Incarnation: 1,
+			Rev: 1, Created: created, Updated: created, Fingerprint: "fp:o1", Task: "task:o1", Incarnation: 1, Priority: PriorityNormal,
 			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: StepPolicies(b.def), Results: map[string]string{},
 			Input: input("o1"),
 		}, in, "a created instance is visible at once")

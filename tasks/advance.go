@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/orders"
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // TypeWorkflowAdvance is the one task type of the engine: advance an
@@ -38,6 +39,8 @@ type HintPayload struct {
 	Input    json.RawMessage `json:"in,omitempty"`
 	// At is when the task was queued, Unix ms.
 	At int64 `json:"at,omitempty"`
+	// Priority is the instance's priority; absent is normal.
+	Priority string `json:"pr,omitempty"`
 }
 
 // ErrBadPayload wraps every payload decoding failure.
@@ -48,6 +51,9 @@ func NewAdvanceTask(t engine.Task) (*asynq.Task, error) {
 	p := AdvancePayload{OrderID: t.InstanceID}
 	if h := t.Hint; h != nil {
 		p.Hint = &HintPayload{Workflow: h.Workflow, Version: h.Version, State: h.State, Rev: h.Rev, Input: h.Input}
+		if h.Priority != "" && h.Priority != statemachine.PriorityNormal {
+			p.Hint.Priority = string(h.Priority)
+		}
 		if !h.At.IsZero() {
 			p.Hint.At = h.At.UnixMilli()
 		}
@@ -72,6 +78,9 @@ func DecodeAdvancePayload(b []byte) (AdvancePayload, error) {
 		if h.Workflow == "" || h.Version < 1 || h.State == "" || h.Rev < 1 || h.At < 0 {
 			return p, fmt.Errorf("%w: incomplete hint", ErrBadPayload)
 		}
+		if _, err := statemachine.ParsePriority(h.Priority); err != nil {
+			return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
+		}
 	}
 	return p, nil
 }
@@ -94,7 +103,8 @@ func (h *Handler) HandleAdvanceTask(ctx context.Context, t *asynq.Task) error {
 	opt.Queue, _ = asynq.GetQueueName(ctx)
 	opt.TaskID, _ = asynq.GetTaskID(ctx)
 	if hp := p.Hint; hp != nil {
-		opt.Hint = &engine.Hint{Workflow: hp.Workflow, Version: hp.Version, State: hp.State, Rev: hp.Rev, Input: hp.Input}
+		prio, _ := statemachine.ParsePriority(hp.Priority)
+		opt.Hint = &engine.Hint{Workflow: hp.Workflow, Version: hp.Version, State: hp.State, Rev: hp.Rev, Input: hp.Input, Priority: prio}
 		if hp.At > 0 {
 			opt.Hint.At = time.UnixMilli(hp.At)
 		}
