@@ -67,7 +67,7 @@ func (s *Server) createOrder(c echo.Context) error {
 		}
 	}
 
-	res, err := s.start(ctx, id, input, fp, keyHash)
+	res, err := s.start(ctx, id, input, fp, keyHash, req.PriorityOf())
 	if err != nil {
 		return err
 	}
@@ -78,13 +78,13 @@ func (s *Server) createOrder(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, orders.NewResource(res.Instance))
 }
 
-func (s *Server) start(ctx context.Context, id string, input orders.Input, fp, keyHash string) (engine.StartResult, error) {
+func (s *Server) start(ctx context.Context, id string, input orders.Input, fp, keyHash string, prio statemachine.Priority) (engine.StartResult, error) {
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return engine.StartResult{}, err
 	}
 	return s.eng.Start(ctx, engine.StartRequest{
-		ID: id, Workflow: statemachine.OrderWorkflow, Input: raw, Fingerprint: fp, KeyHash: keyHash,
+		ID: id, Workflow: statemachine.OrderWorkflow, Input: raw, Fingerprint: fp, KeyHash: keyHash, Priority: prio,
 	})
 }
 

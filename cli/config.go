@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/api"
@@ -16,6 +19,7 @@ import (
 
 // workerFlags are the settings of a worker (worker, dev).
 type workerFlags struct {
+	queues            string
 	concurrency       int
 	lease             time.Duration
 	retention         time.Duration
@@ -25,6 +29,8 @@ type workerFlags struct {
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&w.queues, "queues", "", "the queues the worker serves, with weights, such as payments=6,inventory=3 (default: every queue, weight 1); "+
+		"each is served at every priority")
 	fs.IntVar(&w.concurrency, "concurrency", 20, "tasks a worker runs at once")
 	fs.DurationVar(&w.lease, "lease", 5*time.Second, "how long a worker holds an order without renewing; a dead worker's orders resume after it")
 	fs.DurationVar(&w.retention, "retention", 168*time.Hour, "how long finished orders and their history are kept")
@@ -51,16 +57,48 @@ func (w *workerFlags) config() (server.WorkerConfig, error) {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
 	}
+	queues, err := parseQueues(w.queues, statemachine.NewOrderRegistry().Queues())
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return server.WorkerConfig{}, usageError{err}
 	}
 	c := server.WorkerConfig{
-		Concurrency: w.concurrency, ShutdownTimeout: w.shutdownTimeout, TaskCheckInterval: w.taskCheckInterval,
+		Concurrency: w.concurrency, ShutdownTimeout: w.shutdownTimeout, TaskCheckInterval: w.taskCheckInterval, Queues: queues,
 	}
 	c.Engine.Lease = w.lease
 	c.Engine.ReaperInterval = w.reaperInterval
 	c.Store.Retention = w.retention
 	return c, nil
+}
+
+// parseQueues reads --queues, "name=weight,..." (a bare name has weight
+// 1), with names from known; "" is nil (every queue).
+func parseQueues(s string, known []string) (map[string]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		name, weight, hasWeight := strings.Cut(strings.TrimSpace(part), "=")
+		w := 1
+		if hasWeight {
+			n, err := strconv.Atoi(weight)
+			if err != nil || n < 1 || n > 100 {
+				return nil, fmt.Errorf("--queues: weight of %q must be 1 to 100, got %q", name, weight)
+			}
+			w = n
+		}
+		if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("--queues: unknown queue %q (known: %s)", name, strings.Join(known, ", "))
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--queues: %q named twice", name)
+		}
+		out[name] = w
+	}
+	return out, nil
 }
 
 // durabilityFlag is --durability, for the processes that write orders (api,

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // Limits from API.md.
@@ -40,6 +42,8 @@ type Request struct {
 	Currency   string            `json:"currency"`
 	Items      []Item            `json:"items"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
+	// Priority is "high", "normal" (the default) or "low".
+	Priority string `json:"priority,omitempty"`
 }
 
 // Input is what an order instance stores as its input: the validated
@@ -156,6 +160,9 @@ func (r *Request) Validate() (Input, error) {
 			bad("metadata."+k, "must be at most %d characters", MaxMetadataValue)
 		}
 	}
+	if _, err := statemachine.ParsePriority(r.Priority); err != nil {
+		bad("priority", "must be high, normal or low")
+	}
 	if len(errs) > 0 {
 		return Input{}, &ValidationError{Errors: errs}
 	}
@@ -163,6 +170,13 @@ func (r *Request) Validate() (Input, error) {
 		CustomerID: r.CustomerID, Currency: r.Currency, AmountCents: int64(total),
 		Items: r.Items, Metadata: r.Metadata,
 	}, nil
+}
+
+// PriorityOf returns the request's priority, normal when it has none. Call
+// it on a request that passed Validate.
+func (r *Request) PriorityOf() statemachine.Priority {
+	p, _ := statemachine.ParsePriority(r.Priority)
+	return p
 }
 
 // Fingerprint identifies the request's content, order_id included: two

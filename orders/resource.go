@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"cmp"
 	"encoding/json"
 	"time"
 
@@ -26,6 +27,7 @@ type Resource struct {
 	Status          string            `json:"status"`
 	State           string            `json:"state"`
 	WorkflowVersion int               `json:"workflow_version"`
+	Priority        string            `json:"priority"`
 	CreatedAt       time.Time         `json:"created_at"`
 	UpdatedAt       time.Time         `json:"updated_at"`
 	ReservationID   string            `json:"reservation_id"`
@@ -64,6 +66,7 @@ func NewResource(in *statemachine.Instance) Resource {
 		OrderID: in.ID, CustomerID: input.CustomerID, Currency: input.Currency,
 		AmountCents: input.AmountCents, Items: input.Items, Metadata: input.Metadata,
 		Status: string(in.Status), State: in.State, WorkflowVersion: in.Version,
+		Priority:  string(cmp.Or(in.Priority, statemachine.PriorityNormal)),
 		CreatedAt: in.Created, UpdatedAt: in.Updated,
 		ReservationID:  in.Results[ResultReservationID],
 		TransactionID:  in.Results[ResultTransactionID],

@@ -52,7 +52,7 @@ func TestNewResourceMapsEveryField(t *testing.T) {
 		OrderID: "order-12345", CustomerID: "cust-42", Currency: "USD", AmountCents: 4998,
 		Items:    []orders.Item{{SKU: "SKU-ABC", Qty: 2, UnitPriceCents: 2499}},
 		Metadata: map[string]string{"channel": "web"},
-		Status:   "running", State: "charging", WorkflowVersion: 2,
+		Status:   "running", State: "charging", WorkflowVersion: 2, Priority: "normal",
 		CreatedAt: created, UpdatedAt: updated,
 		ReservationID: "res-1", TransactionID: "txn-1", TrackingNumber: "trk-1", RefundID: "ref-1",
 		Attempts:        map[string]int{"charge": 2, "reserve": 1},
@@ -83,7 +83,7 @@ func TestNewResourceJSON(t *testing.T) {
 			},
 			want: `{"order_id":"o1","customer_id":"cust-42","currency":"USD","amount_cents":4998,
 				"items":[{"sku":"SKU-ABC","qty":2,"unit_price_cents":2499}],"metadata":{"channel":"web"},
-				"status":"running","state":"pending","workflow_version":1,
+				"status":"running","state":"pending","workflow_version":1,"priority":"normal",
 				"created_at":"2026-11-26T10:00:00.123456Z","updated_at":"2026-11-26T10:00:00.123456Z",` + noProgress,
 		},
 		{
@@ -95,7 +95,7 @@ func TestNewResourceJSON(t *testing.T) {
 				in.Status, in.State = statemachine.StatusCancelled, "cancelled"
 			},
 			want: `{"order_id":"o1","customer_id":"","currency":"","amount_cents":0,"items":[],
-				"status":"cancelled","state":"cancelled","workflow_version":1,` + zeroTimes + noProgress,
+				"status":"cancelled","state":"cancelled","workflow_version":1,"priority":"normal",` + zeroTimes + noProgress,
 		},
 		{
 			name: "input without items",
@@ -104,7 +104,7 @@ func TestNewResourceJSON(t *testing.T) {
 				in.Attempts = nil
 			},
 			want: `{"order_id":"o1","customer_id":"c","currency":"EUR","amount_cents":0,"items":[],
-				"status":"running","state":"pending","workflow_version":1,` + zeroTimes + noProgress,
+				"status":"running","state":"pending","workflow_version":1,"priority":"normal",` + zeroTimes + noProgress,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,7 +25,8 @@ type WorkerConfig struct {
 	// Concurrency is how many tasks run at once. Default 20.
 	Concurrency int
 	// Queues maps queue names to weights. Default: every queue a registered
-	// step uses, weight 1.
+	// step uses, weight 1. Each is served at every priority, its weight
+	// multiplied by the priority's (statemachine.WeightedQueues).
 	Queues map[string]int
 	// TaskCheckInterval is asynq's poll interval when the queues are empty.
 	// Default 100ms.
@@ -63,12 +64,13 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 // Worker is a worker process: an asynq server running the engine's tasks,
 // and the reaper that resumes instances whose worker died.
 type Worker struct {
-	cfg    WorkerConfig
-	rdb    redis.UniversalClient
-	srv    *asynq.Server
-	engine *engine.Engine
-	store  *statemachine.Store
-	queue  *tasks.Queue
+	cfg     WorkerConfig
+	rdb     redis.UniversalClient
+	srv     *asynq.Server
+	engine  *engine.Engine
+	store   *statemachine.Store
+	queue   *tasks.Queue
+	backlog *tasks.Backlog
 
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
@@ -90,9 +92,15 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 			queues[q] = 1
 		}
 	}
+	queues = statemachine.WeightedQueues(queues)
+	names := make([]string, 0, len(queues))
+	for q := range queues {
+		names = append(names, q)
+	}
+	backlog := tasks.NewBacklog(rdb, names, 250*time.Millisecond)
 	store := statemachine.NewStore(rdb, cfg.Store)
 	queue := tasks.NewQueue(rdb, tasks.QueueConfig{})
-	cfg.Engine.Concurrency, cfg.Engine.Queues = cfg.Concurrency, queues
+	cfg.Engine.Concurrency, cfg.Engine.Queues, cfg.Engine.Backlog = cfg.Concurrency, queues, backlog.Len
 	eng, err := engine.New(cfg.Engine, store, registry, orders.Activities(p), queue, engine.NewMetrics(reg))
 	if err != nil {
 		store.Close()
@@ -113,7 +121,7 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 			}
 		},
 	})
-	return &Worker{cfg: cfg, rdb: rdb, srv: srv, engine: eng, store: store, queue: queue}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: srv, engine: eng, store: store, queue: queue, backlog: backlog}, nil
 }
 
 // Engine returns the worker's engine.
@@ -129,6 +137,7 @@ func (w *Worker) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stopBackground = cancel
 	w.background.Go(func() { w.engine.RunReaper(ctx) })
+	w.background.Go(func() { w.backlog.Run(ctx) })
 	if wake := cloneClient(w.rdb, w.engine.Config().WakeWorkers+1); wake != nil {
 		w.stopBackground = func() {
 			cancel()
