@@ -156,7 +156,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	outcome, in, err := s.eng.Signal(c.Request().Context(), id, statemachine.SignalCancel)
+	outcome, in, err := s.eng.Signal(c.Request().Context(), id, statemachine.SignalCancel, "")
 	if err != nil {
 		return err
 	}

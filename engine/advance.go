@@ -146,6 +146,11 @@ func (r *run) loop(ctx context.Context) error {
 			// Parked for an operator (see deadletter.go).
 			return nil
 		}
+		if r.inst.Paused && !r.begun {
+			// No step starts while paused, and signals received meanwhile
+			// take effect on resume, which queues a task.
+			return nil
+		}
 		if sig, ev := pendingSignal(st, r.inst); ev != "" {
 			if err := r.commitLoop(ctx, st, func() decision {
 				return r.signalChange(st, sig, ev, outcome{})
@@ -158,9 +163,15 @@ func (r *run) loop(ctx context.Context) error {
 			continue
 		}
 		if st.Step == "" {
-			if st.OnSuccess == "" {
-				// A waiting state: a signal moves it on.
-				return nil
+			if st.Waiting() {
+				// A signal moves it on, or its deadline.
+				if done, err := r.waitOrTimeOut(ctx, st); err != nil || done {
+					return err
+				}
+				if r.inst == nil {
+					return nil
+				}
+				continue
 			}
 			if err := r.commitLoop(ctx, st, func() decision {
 				return r.moveChange(st, st.OnSuccess, nil, &statemachine.Event{})
@@ -212,6 +223,13 @@ func (r *run) loop(ctx context.Context) error {
 		// An attempt begun by the write that entered the state runs here,
 		// under the step's own queue (see continuesInline).
 		r.queue = r.inst.QueueOf(r.def, st)
+		if st.Parallel() {
+			done, err := r.runFanout(ctx, st)
+			if err != nil || done || r.inst == nil {
+				return err
+			}
+			continue
+		}
 		out := r.runStep(ctx, st)
 		r.settleAdmission(ctx, out.err)
 		var d decision
@@ -257,6 +275,9 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 		case <-time.After(wait):
 		}
 	}
+	if st.Parallel() {
+		return false, r.beginFanout(ctx, st)
+	}
 	attempt := r.inst.Attempts[st.Step] + 1
 	policy := r.inst.PolicyOf(st.Step, st.Retry)
 	if attempt > policy.MaxAttempts {
@@ -281,7 +302,7 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 		// first, or a crash could forget that the call may have happened.
 		return decision{change: statemachine.Change{
 			State: st.Name, Status: st.Status, Fields: f,
-			LeaseUntil: r.e.store.Now().Add(r.e.cfg.Lease), Durable: true,
+			LeaseUntil: r.e.store.Now().Add(r.leaseFor(st)), Durable: true,
 		}, begins: true}
 	})
 }

@@ -40,7 +40,13 @@ type decision struct {
 func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	start := time.Now()
 	actx, cancel := context.WithCancel(ctx)
-	stopRenew := r.keepLease(actx, cancel)
+	stopRenew := func() {}
+	if st.Heartbeat > 0 {
+		// A long step: only its heartbeats renew the lease.
+		actx = r.heartbeats(actx, st.Step, r.leaseFor(st), cancel)
+	} else {
+		stopRenew = r.keepLease(actx, cancel)
+	}
 	res, err := callActivity(actx, r.e.activities[st.Step], r.inst)
 	stopRenew()
 	cancel()
@@ -110,11 +116,17 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 	}
 	var f statemachine.Fields
 	ev := &statemachine.Event{Step: st.Step, Attempt: out.attempt}
+	if out.err == nil && st.Outcome != "" && st.OnOutcome[out.results[st.Outcome]] == "" {
+		out.err = fmt.Errorf("%s answered %s %q, which %s does not know", st.Step, st.Outcome, out.results[st.Outcome], st.Name)
+	}
 	if out.err == nil {
 		for k, v := range out.results {
 			f.Result(k, v)
 		}
 		name := st.OnSuccess
+		if st.Outcome != "" {
+			name = st.OnOutcome[out.results[st.Outcome]]
+		}
 		if r.inst.Reason == statemachine.ReasonCancelled && st.OnSuccessCancelled != "" {
 			name = st.OnSuccessCancelled
 		}
@@ -153,6 +165,14 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 		return r.deadLetterChange(st, f, ev, out)
 	}
 
+	return r.retryChange(st, f, ev, out)
+}
+
+// retryChange records a failed attempt and plans the next one after the
+// step's backoff (or the provider's Retry-After).
+func (r *run) retryChange(st *statemachine.State, f statemachine.Fields, ev *statemachine.Event, out outcome) decision {
+	cls := classify(out.err)
+	policy := r.inst.PolicyOf(st.Step, st.Retry)
 	delay := policy.Backoff(out.attempt, r.e.cfg.Rand)
 	if cls.permanent {
 		// A compensation cannot give up; retry it slowly and loudly.
@@ -171,7 +191,12 @@ func (r *run) decide(st *statemachine.State, out outcome) decision {
 // signalChange fires the event a signal maps to, recording what the step
 // produced so compensation can undo it.
 func (r *run) signalChange(st *statemachine.State, sig, event string, out outcome) decision {
-	var f statemachine.Fields
+	return r.signalChangeWith(st, sig, event, out, nil)
+}
+
+// signalChangeWith is signalChange writing f too (a fan-out's branch
+// outcomes).
+func (r *run) signalChangeWith(st *statemachine.State, sig, event string, out outcome, f statemachine.Fields) decision {
 	ev := &statemachine.Event{Step: st.Step, Attempt: out.attempt}
 	for k, v := range out.results {
 		f.Result(k, v)
@@ -184,6 +209,7 @@ func (r *run) signalChange(st *statemachine.State, sig, event string, out outcom
 		ev.Error = out.err.Error()
 	}
 	f.Signal(sig, false)
+	f.Applied(sig)
 	if sig == statemachine.SignalCancel {
 		f.Reason(statemachine.ReasonCancelled)
 	}
@@ -192,41 +218,69 @@ func (r *run) signalChange(st *statemachine.State, sig, event string, out outcom
 }
 
 // moveChange builds the transition firing event from st. When the next state
-// runs a step on this queue, the same write begins its first attempt, so the
-// loop can run it without another round trip.
+// runs a step that this run can go on with, the same write begins its first
+// attempt, so the loop can run it without another round trip.
 func (r *run) moveChange(st *statemachine.State, event string, f statemachine.Fields, ev *statemachine.Event) decision {
 	dst, err := r.def.Destination(st.Name, event)
 	if err != nil {
-		// Definitions are validated at registration; this is a bug.
-		panic(err)
+		// Definitions are validated at registration, so only a Join can
+		// name an event that does not leave the state: a bug of its own.
+		r.log.Error("an event that does not leave the state; retrying", "event", event, "state", st.Name, "err", err)
+		return r.retryChange(st, f, ev, outcome{err: err, attempt: r.inst.Attempts[st.Step]})
 	}
 	next, _ := r.def.State(dst)
 	ev.Type, ev.Event, ev.From, ev.To = statemachine.EventTransition, event, st.Name, dst
 	if !r.inst.NextAt.IsZero() {
 		f.NextAt(time.Time{})
 	}
+	if !r.inst.Deadline.IsZero() {
+		f.Deadline(time.Time{})
+	}
+	now := r.e.store.Now()
+	enterFields(r.def, next, r.inst, &f, now)
 	c := statemachine.Change{State: dst, Status: next.Status, Event: ev, Fields: f}
 	if next.Terminal() {
 		return decision{change: c} // the zero LeaseUntil releases the lease
 	}
-	c.LeaseUntil = r.e.store.Now().Add(r.e.cfg.Lease)
-	if r.holding && r.inst.LeaseUntil.Sub(r.e.store.Now()) > r.e.cfg.Lease/2 {
+	c.LeaseUntil = now.Add(r.leaseFor(next))
+	if r.holding && r.inst.LeaseUntil.Sub(now) > r.e.cfg.Lease/2 && next.Heartbeat == 0 {
 		// More than half the lease is left: leave it, and write less.
 		c.KeepLease = true
 	}
 	begins := false
-	if next.Step != "" {
-		if q := r.inst.QueueOf(r.def, next); (q == r.queue || r.e.continuesInline(q)) && !r.e.stopping.Load() && !r.e.gated(next) {
+	if next.Step != "" && !next.Parallel() {
+		if q := r.inst.QueueOf(r.def, next); (q == r.queue || r.e.continuesInline(q)) && !r.e.stopping.Load() && !r.e.gated(next) && !r.inst.Paused {
 			c.Fields.Attempt(next.Step, 1)
 			// The next step's provider call follows this write.
 			c.Durable = true
 			begins = true
-		} else if r.inst.Attempts[next.Step] != 0 {
-			c.Fields.Attempt(next.Step, 0)
-		}
-		if r.inst.Declined[next.Step] {
-			c.Fields.Declined(next.Step, false)
 		}
 	}
 	return decision{change: c, begins: begins}
+}
+
+// enterFields adds to f what entering state next writes: fresh attempts
+// and declines for its step, the deadline of a timed waiting state, the
+// branches of a fan-out.
+func enterFields(d *statemachine.Definition, next *statemachine.State, in *statemachine.Instance, f *statemachine.Fields, now time.Time) {
+	if next.Step != "" {
+		if in.Attempts[next.Step] != 0 {
+			f.Attempt(next.Step, 0)
+		}
+		if in.Declined[next.Step] {
+			f.Declined(next.Step, false)
+		}
+	}
+	if next.Timeout > 0 {
+		f.Deadline(now.Add(next.Timeout))
+	}
+	if next.Parallel() {
+		f.Branches(next.Branches)
+	}
+}
+
+// leaseFor is the lease a run takes in st: a long step's heartbeat timeout
+// when it is longer than the engine's lease.
+func (r *run) leaseFor(st *statemachine.State) time.Duration {
+	return max(r.e.cfg.Lease, st.Heartbeat)
 }

@@ -129,7 +129,7 @@ func TestCompensationRefundsAChargeTheRecordLost(t *testing.T) {
 			OrderID: "o1", CustomerID: "c", AmountCents: 100, Currency: "USD"})
 		require.NoError(t, err)
 
-		outcome, _, err := b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel)
+		outcome, _, err := b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel, "")
 		require.NoError(t, err)
 		require.Equal(t, engine.SignalRecorded, outcome)
 		b.advance(t, "o1")

@@ -321,7 +321,7 @@ func TestCancelDuringStepRecordsResultThenCompensates(t *testing.T) {
 		b.start(t, "o1")
 		done := b.advanceAsync("o1")
 		<-running
-		outcome, in, err := b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel)
+		outcome, in, err := b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel, "")
 		require.NoError(t, err)
 		require.Equal(t, engine.SignalRecorded, outcome)
 		require.True(t, in.Signals[statemachine.SignalCancel])
@@ -338,7 +338,7 @@ func TestCancelDuringStepRecordsResultThenCompensates(t *testing.T) {
 		require.Equal(t, 1, b.prov.Applied(providers.OpRefund))
 		require.Equal(t, 1, b.prov.Applied(providers.OpRelease))
 
-		outcome, _, err = b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel)
+		outcome, _, err = b.eng.Signal(context.Background(), "o1", statemachine.SignalCancel, "")
 		require.NoError(t, err)
 		require.Equal(t, engine.SignalReplayed, outcome)
 	})

@@ -229,7 +229,7 @@ func (x *fuzzRun) next() (byte, bool) {
 
 func (x *fuzzRun) cancel(ctx context.Context) {
 	x.cancelled = true
-	if _, _, err := x.eng.Signal(ctx, x.id, statemachine.SignalCancel); err != nil && x.signalErr == nil {
+	if _, _, err := x.eng.Signal(ctx, x.id, statemachine.SignalCancel, ""); err != nil && x.signalErr == nil {
 		x.signalErr = err
 	}
 }

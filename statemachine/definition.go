@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/looplab/fsm"
 )
@@ -97,7 +98,74 @@ type State struct {
 	// OnSignal maps a signal (such as "cancel") to the event it fires in
 	// this state. A signal missing here is refused in this state.
 	OnSignal map[string]string
+
+	// Outcome, when set, makes the step a decision: on success, the value
+	// of its result Outcome picks the event to fire, from OnOutcome (a
+	// risk assessment's "decision", say). A value OnOutcome lacks is an
+	// error of the step, retried. OnSuccess is then unused.
+	Outcome   string
+	OnOutcome map[string]string
+
+	// Timeout makes a waiting state (one that runs no step and has no
+	// OnSuccess) end after this long unless a signal moved it first: the
+	// engine fires OnTimeout. The deadline is set when the state is entered
+	// and kept in the record, so it survives restarts; a deadline that
+	// passes while the instance is paused fires on resume.
+	Timeout   time.Duration
+	OnTimeout string
+
+	// Branches makes the step a fan-out: it runs once per branch, in
+	// parallel, each with the branch's name in its context (see
+	// engine.Branch) and attempts, results and declines of its own. The
+	// branches are fixed when the state is entered and kept in the record.
+	// Join decides the fan-in, once, when every branch has a definite
+	// outcome (or ran out of attempts): the event to fire and the results
+	// to record. OnSuccess and OnFailure are then unused.
+	Branches []string
+	Join     func(JoinInput) JoinDecision
+
+	// Heartbeat makes the step long-running: its activity reports progress
+	// with engine.Heartbeat at least this often. The lease is renewed only
+	// by heartbeats, so a step that falls silent for longer loses it and
+	// another worker takes over, with the checkpoint the last heartbeat
+	// recorded.
+	Heartbeat time.Duration
 }
+
+// BranchOutcome is what one branch of a fan-out produced.
+type BranchOutcome struct {
+	Branch string
+	// Succeeded: the branch's step succeeded; Results holds its results.
+	Succeeded bool
+	Results   map[string]string
+	// Declined: a permanent answer said nothing was applied.
+	Declined bool
+	// InDoubt: the branch ran out of attempts without a definite answer;
+	// its effect may exist.
+	InDoubt bool
+	// At is when the branch's outcome was recorded.
+	At time.Time
+}
+
+// JoinInput is what a fan-out's Join decides on: every branch's outcome,
+// in the order of the branches.
+type JoinInput struct {
+	Branches []BranchOutcome
+}
+
+// JoinDecision is a fan-in's decision: the event to fire and the results to
+// record with it.
+type JoinDecision struct {
+	Event   string
+	Results map[string]string
+}
+
+// Waiting reports whether the state waits for a signal or a deadline: it
+// runs no step and moves on by itself only on a timeout.
+func (s *State) Waiting() bool { return s.Step == "" && s.OnSuccess == "" && !s.Status.Terminal() }
+
+// Parallel reports whether the state's step is a fan-out.
+func (s *State) Parallel() bool { return len(s.Branches) > 0 && s.Join != nil }
 
 // Terminal reports whether the state is final.
 func (s *State) Terminal() bool { return s.Status.Terminal() }
@@ -186,7 +254,8 @@ func (d *Definition) compile() error {
 			if len(d.table[s.Name]) > 0 {
 				return fmt.Errorf("%s: terminal state %q has outgoing events", d.Key(), s.Name)
 			}
-			if s.Step != "" || s.OnSuccess != "" || s.OnFailure != "" || s.OnSuccessCancelled != "" || s.OnExhausted != "" || len(s.OnSignal) > 0 {
+			if s.Step != "" || s.OnSuccess != "" || s.OnFailure != "" || s.OnSuccessCancelled != "" || s.OnExhausted != "" || len(s.OnSignal) > 0 ||
+				s.OnTimeout != "" || len(s.OnOutcome) > 0 || s.Join != nil {
 				return fmt.Errorf("%s: terminal state %q declares a step or events", d.Key(), s.Name)
 			}
 			continue
@@ -201,10 +270,25 @@ func (d *Definition) compile() error {
 				return fmt.Errorf("%s: state %q maps signal %q to event %q, which does not leave it", d.Key(), s.Name, sig, ev)
 			}
 		}
-		if s.Step != "" && s.OnSuccess == "" {
+		for v, ev := range s.OnOutcome {
+			if d.table[s.Name][ev] == "" {
+				return fmt.Errorf("%s: state %q maps outcome %q to event %q, which does not leave it", d.Key(), s.Name, v, ev)
+			}
+		}
+		if s.OnTimeout != "" && d.table[s.Name][s.OnTimeout] == "" {
+			return fmt.Errorf("%s: state %q names timeout event %q, which does not leave it", d.Key(), s.Name, s.OnTimeout)
+		}
+		if (s.Timeout > 0) != (s.OnTimeout != "") || (s.Timeout > 0 && !s.Waiting()) {
+			return fmt.Errorf("%s: state %q: a Timeout needs an OnTimeout and a waiting state (no step, no OnSuccess)", d.Key(), s.Name)
+		}
+		if (len(s.Branches) > 0) != (s.Join != nil) || (s.Join != nil && s.Step == "") {
+			return fmt.Errorf("%s: state %q: a fan-out needs Branches, a Join and a Step", d.Key(), s.Name)
+		}
+		decides := s.Outcome != "" || s.Parallel()
+		if s.Step != "" && s.OnSuccess == "" && !decides {
 			return fmt.Errorf("%s: state %q runs step %q but has no OnSuccess", d.Key(), s.Name, s.Step)
 		}
-		if s.Step != "" && s.OnFailure == "" && !s.Compensation {
+		if s.Step != "" && s.OnFailure == "" && !s.Compensation && !s.Parallel() {
 			return fmt.Errorf("%s: state %q runs step %q but has no OnFailure", d.Key(), s.Name, s.Step)
 		}
 	}

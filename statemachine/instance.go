@@ -28,6 +28,10 @@ const (
 	fieldKeyHash     = "ik"
 	fieldDeadLetter  = "dl"
 	fieldPriority    = "pr"
+	fieldDeadline    = "tm"
+	fieldPaused      = "ps"
+	fieldBranches    = "bs"
+	fieldProgress    = "pg"
 	fieldIncarnation = "inc"
 
 	prefixSignal   = "s:"
@@ -35,7 +39,24 @@ const (
 	prefixDeclined = "x:"
 	prefixResult   = "r:"
 	prefixPolicy   = "p:"
+	prefixApplied  = "sa:"
+	prefixBranchAt = "bt:"
+	prefixBranchOK = "bo:"
 )
+
+// The outcomes of a fan-out branch, as Instance.BranchOutcome holds them.
+const (
+	BranchSucceeded = "ok"
+	BranchDeclined  = "declined"
+	BranchInDoubt   = "doubt"
+)
+
+// BranchSep joins a step and a branch in the keys of a fan-out branch's
+// attempts, declines and results: "reserve@east", "reservation_id@east".
+const BranchSep = "@"
+
+// BranchKey is the key of name (a step or a result) for branch.
+func BranchKey(name, branch string) string { return name + BranchSep + branch }
 
 // maxErrorLen bounds the last error kept in the record; the history keeps
 // every error whole.
@@ -78,6 +99,26 @@ type Instance struct {
 	// Priority orders the instance's steps under a backlog (normal when
 	// the record has none).
 	Priority Priority
+	// Deadline is when the waiting state the instance is in times out (see
+	// State.Timeout), or zero.
+	Deadline time.Time
+	// Paused is set while an operator has paused the instance: no step
+	// starts until it is resumed.
+	Paused bool
+	// Branches are the branches of the fan-out step the instance is in,
+	// fixed when it entered the state.
+	Branches []string
+	// Applied holds the signals that were acted on, for telling a replay
+	// of a signal from a new one.
+	Applied map[string]bool
+	// BranchAt holds when each branch's outcome was recorded ("step@branch"
+	// -> time), so a fan-in can tell which success came first.
+	BranchAt map[string]time.Time
+	// BranchOutcome holds each fan-out branch's definite outcome
+	// ("step@branch" -> BranchSucceeded, BranchDeclined or BranchInDoubt).
+	BranchOutcome map[string]string
+	// Progress is the last progress a long step reported, as JSON, or "".
+	Progress string
 	// DeadLetter names the step parked for an operator after it exhausted
 	// its attempts, or is empty. A parked step is not retried until an
 	// operator retries or resolves it.
@@ -129,6 +170,9 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		Reason:      h[fieldReason],
 		DeadLetter:  h[fieldDeadLetter],
 		Priority:    PriorityNormal,
+		Deadline:    fromMillis(h[fieldDeadline]),
+		Paused:      h[fieldPaused] == "1",
+		Progress:    h[fieldProgress],
 		Signals:     map[string]bool{},
 		Attempts:    map[string]int{},
 		Declined:    map[string]bool{},
@@ -137,6 +181,9 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 	}
 	if p, err := ParsePriority(h[fieldPriority]); err == nil {
 		in.Priority = p
+	}
+	if bs := h[fieldBranches]; bs != "" {
+		in.Branches = strings.Split(bs, ",")
 	}
 	for k, v := range h {
 		if v != "" {
@@ -231,6 +278,41 @@ func (f *Fields) Error(msg string) {
 	*f = append(*f, fieldError, msg)
 }
 
+// Deadline sets the deadline of the waiting state the instance enters; the
+// zero time clears it.
+func (f *Fields) Deadline(t time.Time) {
+	v := ""
+	if !t.IsZero() {
+		v = millis(t)
+	}
+	*f = append(*f, fieldDeadline, v)
+}
+
+// Paused pauses (true) or resumes (false) the instance.
+func (f *Fields) Paused(on bool) {
+	v := ""
+	if on {
+		v = "1"
+	}
+	*f = append(*f, fieldPaused, v)
+}
+
+// Branches fixes the branches of the fan-out the instance enters; nil
+// clears them.
+func (f *Fields) Branches(bs []string) { *f = append(*f, fieldBranches, strings.Join(bs, ",")) }
+
+// Applied marks a signal as acted on.
+func (f *Fields) Applied(signal string) { *f = append(*f, prefixApplied+signal, "1") }
+
+// BranchAt records when a branch's outcome came.
+func (f *Fields) BranchAt(key string, t time.Time) { *f = append(*f, prefixBranchAt+key, millis(t)) }
+
+// BranchOutcome records a fan-out branch's definite outcome.
+func (f *Fields) BranchOutcome(key, outcome string) { *f = append(*f, prefixBranchOK+key, outcome) }
+
+// Progress records a long step's progress (JSON); "" clears it.
+func (f *Fields) Progress(p string) { *f = append(*f, fieldProgress, p) }
+
 // DeadLetter parks step for an operator; "" lifts the parking.
 func (f *Fields) DeadLetter(step string) { *f = append(*f, fieldDeadLetter, step) }
 
@@ -253,6 +335,17 @@ func (in *Instance) ApplyFields(f Fields) {
 			in.Reason = v
 		case k == fieldDeadLetter:
 			in.DeadLetter = v
+		case k == fieldDeadline:
+			in.Deadline = fromMillis(v)
+		case k == fieldPaused:
+			in.Paused = v == "1"
+		case k == fieldBranches:
+			in.Branches = nil
+			if v != "" {
+				in.Branches = strings.Split(v, ",")
+			}
+		case k == fieldProgress:
+			in.Progress = v
 		default:
 			in.setStepField(k, v)
 		}
@@ -263,6 +356,21 @@ func (in *Instance) ApplyFields(f Fields) {
 // result) to the instance's maps; other fields are ignored.
 func (in *Instance) setStepField(k, v string) {
 	switch {
+	case strings.HasPrefix(k, prefixApplied):
+		if in.Applied == nil {
+			in.Applied = map[string]bool{}
+		}
+		in.Applied[k[len(prefixApplied):]] = v == "1"
+	case strings.HasPrefix(k, prefixBranchOK):
+		if in.BranchOutcome == nil {
+			in.BranchOutcome = map[string]string{}
+		}
+		in.BranchOutcome[k[len(prefixBranchOK):]] = v
+	case strings.HasPrefix(k, prefixBranchAt):
+		if in.BranchAt == nil {
+			in.BranchAt = map[string]time.Time{}
+		}
+		in.BranchAt[k[len(prefixBranchAt):]] = fromMillis(v)
 	case strings.HasPrefix(k, prefixSignal):
 		in.Signals[k[len(prefixSignal):]] = v == "1"
 	case strings.HasPrefix(k, prefixAttempt):

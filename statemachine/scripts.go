@@ -15,7 +15,7 @@ var scriptFiles embed.FS
 // scripts holds every Lua script the store runs, loaded from scripts/*.lua.
 type scripts struct {
 	create, claim, transition, renew, release *redis.Script
-	idemBind, dueClaim, watch                 *redis.Script
+	idemBind, dueClaim, watch, heartbeat      *redis.Script
 	all                                       []*redis.Script
 }
 
@@ -33,6 +33,7 @@ func loadScripts() *scripts {
 		{"idempotency_bind.lua", &s.idemBind},
 		{"due_claim.lua", &s.dueClaim},
 		{"watch.lua", &s.watch},
+		{"heartbeat.lua", &s.heartbeat},
 	} {
 		src, err := scriptFiles.ReadFile("scripts/" + e.file)
 		if err != nil {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -403,6 +405,28 @@ func (s *Store) Renew(ctx context.Context, id, token string, until time.Time) (b
 	}
 	if err != nil {
 		return false, fmt.Errorf("renewing lease: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Heartbeat records a long step's progress (JSON) and checkpoint (step
+// results) and extends the lease its holder still holds, until the given
+// time by the store's clock. It returns false when the lease was lost.
+func (s *Store) Heartbeat(ctx context.Context, id, token string, until time.Time, progress string, checkpoint map[string]string) (bool, error) {
+	args := []any{token, s.leaseMillis(until), progress}
+	for _, k := range slices.Sorted(maps.Keys(checkpoint)) {
+		args = append(args, prefixResult+k, checkpoint[k])
+	}
+	var cmd *redis.Cmd
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		cmd = s.sc.heartbeat.EvalSha(ctx, p, []string{RecordKey(id)}, args...)
+	})
+	n := 0
+	if err == nil {
+		n, err = cmd.Int()
+	}
+	if err != nil {
+		return false, fmt.Errorf("recording heartbeat: %w", err)
 	}
 	return n == 1, nil
 }
