@@ -1,0 +1,387 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/looplab/fsm"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/redistest"
+	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/statemachine"
+)
+
+// A second workflow, a firmware rollout, proves that the engine's
+// capabilities are general: a decision step, a human approval with a
+// deadline, a fan-out over device groups decided once, a long monitoring
+// step kept alive by heartbeats, pause and resume. It needs a definition and
+// activities, nothing of the engine's.
+
+const rolloutWorkflow = "rollout"
+
+// rolloutDef is the rollout workflow:
+//
+//	pending → checking (decision: go | hold | abort)
+//	  go → flashing; hold → awaiting_approval; abort → aborted
+//	awaiting_approval: approve → flashing; reject → aborted; deadline → expired
+//	flashing: fan-out over device groups; all flashed → monitoring; any
+//	  refused → rolling_back
+//	monitoring: a long step with heartbeats → done
+//	rolling_back (compensation) → rolled_back
+func rolloutDef(groups []string, approvalTimeout time.Duration) *statemachine.Definition {
+	fast := statemachine.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, MaxAttempts: 3}
+	return &statemachine.Definition{
+		Name: rolloutWorkflow, Version: 1, Initial: "pending", Queue: statemachine.DefaultQueue,
+		States: []statemachine.State{
+			{Name: "pending", Status: statemachine.StatusRunning, OnSuccess: "start", Doc: "Accepted."},
+			{Name: "checking", Status: statemachine.StatusRunning, Step: "check", Retry: fast, OnFailure: "check_failed",
+				Outcome: "verdict", OnOutcome: map[string]string{"go": "cleared", "hold": "held", "abort": "aborted"},
+				Doc: "An agent checks the release."},
+			{Name: "awaiting_approval", Status: statemachine.StatusRunning, Timeout: approvalTimeout, OnTimeout: "expire",
+				OnSignal: map[string]string{"approve": "approved", "reject": "rejected"}, Doc: "A person decides."},
+			{Name: "flashing", Status: statemachine.StatusRunning, Step: "flash", Retry: fast, Branches: groups,
+				Join: func(in statemachine.JoinInput) statemachine.JoinDecision {
+					for _, b := range in.Branches {
+						if !b.Succeeded {
+							return statemachine.JoinDecision{Event: "flash_failed"}
+						}
+					}
+					return statemachine.JoinDecision{Event: "flashed", Results: map[string]string{"groups": "all"}}
+				},
+				Doc: "Every device group is flashed in parallel."},
+			{Name: "monitoring", Status: statemachine.StatusRunning, Step: "monitor", Retry: fast, OnFailure: "monitor_failed",
+				OnSuccess: "healthy", Heartbeat: 300 * time.Millisecond, Doc: "A long watch of the fleet's health."},
+			{Name: "rolling_back", Status: statemachine.StatusRunning, Step: "rollback", Retry: fast, Compensation: true,
+				OnSuccess: "rolled_back", Doc: "Undo every group that was flashed."},
+			{Name: "done", Status: statemachine.StatusCompleted, Doc: "Rolled out."},
+			{Name: "aborted", Status: statemachine.StatusFailed, Doc: "Not rolled out."},
+			{Name: "expired", Status: statemachine.StatusCancelled, Doc: "Nobody approved in time."},
+			{Name: "rolled_back", Status: statemachine.StatusFailed, Doc: "Rolled back."},
+		},
+		Events: fsm.Events{
+			{Name: "start", Src: []string{"pending"}, Dst: "checking"},
+			{Name: "cleared", Src: []string{"checking"}, Dst: "flashing"},
+			{Name: "held", Src: []string{"checking"}, Dst: "awaiting_approval"},
+			{Name: "aborted", Src: []string{"checking"}, Dst: "aborted"},
+			{Name: "check_failed", Src: []string{"checking"}, Dst: "aborted"},
+			{Name: "approved", Src: []string{"awaiting_approval"}, Dst: "flashing"},
+			{Name: "rejected", Src: []string{"awaiting_approval"}, Dst: "aborted"},
+			{Name: "expire", Src: []string{"awaiting_approval"}, Dst: "expired"},
+			{Name: "flashed", Src: []string{"flashing"}, Dst: "monitoring"},
+			{Name: "flash_failed", Src: []string{"flashing"}, Dst: "rolling_back"},
+			{Name: "healthy", Src: []string{"monitoring"}, Dst: "done"},
+			{Name: "monitor_failed", Src: []string{"monitoring"}, Dst: "rolling_back"},
+			{Name: "rolled_back", Src: []string{"rolling_back"}, Dst: "rolled_back"},
+		},
+	}
+}
+
+// fleet is the rollout's outside world: what the activities did.
+type fleet struct {
+	mu       sync.Mutex
+	verdict  string
+	flashed  map[string]int // group -> flashes applied
+	refuse   map[string]bool
+	flaky    map[string]int // group -> 503s left
+	rolled   map[string]bool
+	monitors atomic.Int32
+	silent   atomic.Bool // the next monitor never heartbeats
+	block    chan struct{}
+}
+
+func newFleet() *fleet {
+	return &fleet{verdict: "go", flashed: map[string]int{}, refuse: map[string]bool{}, flaky: map[string]int{}, rolled: map[string]bool{}}
+}
+
+func (f *fleet) activities() engine.Activities {
+	return engine.Activities{
+		"check": func(context.Context, *statemachine.Instance) (map[string]string, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return map[string]string{"verdict": f.verdict}, nil
+		},
+		"flash": func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			g := engine.Branch(ctx)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.flaky[g] > 0 {
+				f.flaky[g]--
+				return nil, &providers.Error{Provider: "fleet", Op: "flash", Status: http.StatusServiceUnavailable}
+			}
+			if f.refuse[g] {
+				return nil, engine.Permanent(errors.New("group refused the image"))
+			}
+			f.flashed[g]++
+			return map[string]string{"image": "v2-" + g}, nil
+		},
+		"monitor": func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			f.monitors.Add(1)
+			start := 0
+			if c := in.Results["checked_to"]; c != "" {
+				start = 50 // resumes from the checkpoint
+			}
+			if f.silent.Swap(false) {
+				<-ctx.Done() // falls silent until its lease is taken over
+				return nil, ctx.Err()
+			}
+			for p := start; p <= 100; p += 25 {
+				if err := engine.Heartbeat(ctx, engine.Progress{Percent: p, Detail: "watching", Checkpoint: map[string]string{"checked_to": "x"}}); err != nil {
+					return nil, err
+				}
+			}
+			return map[string]string{"health": "green"}, nil
+		},
+		"rollback": func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, g := range in.Branches {
+				if in.Results[statemachine.BranchKey("image", g)] != "" {
+					f.rolled[g] = true
+				}
+			}
+			return nil, nil
+		},
+	}
+}
+
+type rolloutBundle struct {
+	*testBundle
+	fleet *fleet
+}
+
+func setupRollout(t *testing.T, r *redistest.Instance, groups []string, timeout time.Duration, cfg engine.Config) *rolloutBundle {
+	t.Helper()
+	f := newFleet()
+	reg := statemachine.NewRegistry().MustRegister(rolloutDef(groups, timeout))
+	store := statemachine.NewStore(r.Client(t), statemachine.StoreConfig{})
+	t.Cleanup(store.Close)
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Lease = max(cfg.Lease, 300*time.Millisecond)
+	b := &testBundle{store: store, queue: &memQueue{}, prov: providers.NewInProcess(), reg: reg}
+	var err error
+	b.eng, err = engine.New(cfg, store, reg, f.activities(), b.queue, nil)
+	require.NoError(t, err)
+	return &rolloutBundle{testBundle: b, fleet: f}
+}
+
+func (b *rolloutBundle) startRollout(t *testing.T, id string) {
+	t.Helper()
+	_, err := b.eng.Start(context.Background(), engine.StartRequest{ID: id, Workflow: rolloutWorkflow, Input: []byte(`{}`), Fingerprint: "fp"})
+	require.NoError(t, err)
+	b.queue.take()
+}
+
+// drainDue runs queued tasks, waiting out their delays up to max.
+func (b *rolloutBundle) drainDue(t *testing.T, max time.Duration) {
+	t.Helper()
+	for range 100 {
+		ts := b.queue.take()
+		if len(ts) == 0 {
+			return
+		}
+		for _, task := range ts {
+			if task.Delay > max {
+				continue // a timer far away: the test fires it by other means
+			}
+			time.Sleep(task.Delay)
+			require.NoError(t, b.eng.Advance(context.Background(), task.InstanceID, engine.AdvanceOptions{Queue: task.Queue, TaskID: task.TaskID}))
+		}
+	}
+}
+
+func TestRolloutRunsEveryCapability(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setupRollout(t, r, []string{"eu", "us", "ap"}, time.Hour, engine.Config{})
+		b.startRollout(t, "r1")
+		b.advance(t, "r1")
+		in := b.load(t, "r1")
+		require.Equal(t, "done", in.State)
+		require.Equal(t, []string{"eu", "us", "ap"}, in.Branches)
+		for _, g := range in.Branches {
+			require.Equal(t, 1, b.fleet.flashed[g], "group %s flashed once", g)
+			require.Equal(t, "v2-"+g, in.Results[statemachine.BranchKey("image", g)])
+		}
+		require.Equal(t, "all", in.Results["groups"], "the join's results are recorded")
+		var p struct {
+			Step    string `json:"step"`
+			Percent int    `json:"percent"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(in.Progress), &p))
+		require.Equal(t, "monitor", p.Step)
+		require.Equal(t, 100, p.Percent, "the last heartbeat's progress is kept")
+		require.Equal(t, []string{"start", "cleared", "flashed", "healthy"}, transitions(t, b.store, "r1"))
+	})
+}
+
+// A branch that fails retryably is retried alone; one that is refused ends
+// the fan-out in a rollback of the groups that were flashed. The fan-in is
+// decided once.
+func TestFanoutRetriesOnlyOpenBranchesAndJoinsOnce(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setupRollout(t, r, []string{"eu", "us", "ap"}, time.Hour, engine.Config{})
+		b.fleet.flaky["us"] = 2
+		b.fleet.refuse["ap"] = true
+		b.startRollout(t, "r1")
+		b.advance(t, "r1")
+		in := b.load(t, "r1")
+		require.Equal(t, "rolled_back", in.State)
+		require.Equal(t, 1, b.fleet.flashed["eu"], "eu was flashed once, not again on the retries")
+		require.Equal(t, 1, b.fleet.flashed["us"], "us, after two 503s")
+		require.Zero(t, b.fleet.flashed["ap"])
+		require.Equal(t, 1, in.Attempts["flash@eu"])
+		require.Equal(t, 3, in.Attempts["flash@us"])
+		require.Equal(t, statemachine.BranchDeclined, in.BranchOutcome["flash@ap"])
+		require.True(t, b.fleet.rolled["eu"] && b.fleet.rolled["us"] && !b.fleet.rolled["ap"], "only the flashed groups are rolled back")
+		require.Equal(t, []string{"start", "cleared", "flash_failed", "rolled_back"}, transitions(t, b.store, "r1"))
+	})
+}
+
+// A human decides within the deadline, or the deadline decides. The timer
+// is durable (its deadline is in the record), fires once, and one that
+// passes while the instance is paused fires on resume.
+func TestWaitingStateSignalOrDeadline(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		b := setupRollout(t, r, []string{"eu"}, 400*time.Millisecond, engine.Config{})
+		b.fleet.verdict = "hold"
+
+		// Approved in time.
+		b.startRollout(t, "approved")
+		b.advance(t, "approved")
+		in := b.load(t, "approved")
+		require.Equal(t, "awaiting_approval", in.State)
+		require.False(t, in.Deadline.IsZero(), "the deadline is in the record")
+		outcome, _, err := b.eng.Signal(ctx, "approved", "approve", "looks fine")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalApplied, outcome)
+		b.drainDue(t, time.Second)
+		require.Equal(t, "done", b.load(t, "approved").State)
+		outcome, _, err = b.eng.Signal(ctx, "approved", "approve", "again")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalReplayed, outcome, "a signal is idempotent")
+		outcome, _, err = b.eng.Signal(ctx, "approved", "reject", "too late")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalRejected, outcome)
+
+		// Nobody decides: the deadline fires, once.
+		b.startRollout(t, "expired")
+		b.advance(t, "expired")
+		require.Eventually(t, func() bool {
+			b.drainDue(t, time.Second)
+			return b.load(t, "expired").State == "expired"
+		}, 5*time.Second, 20*time.Millisecond)
+		require.NoError(t, b.eng.Advance(ctx, "expired", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		require.Equal(t, []string{"start", "held", "expire"}, transitions(t, b.store, "expired"), "the timer fired once")
+
+		// Paused while waiting: the deadline passes, and fires on resume.
+		b.startRollout(t, "paused")
+		b.advance(t, "paused")
+		outcome, _, err = b.eng.Signal(ctx, "paused", engine.SignalPause, "investigating")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalApplied, outcome)
+		deadline := b.load(t, "paused").Deadline
+		require.Eventually(t, func() bool { return time.Now().After(deadline) }, 5*time.Second, 10*time.Millisecond)
+		b.drainDue(t, time.Second)
+		require.Equal(t, "awaiting_approval", b.load(t, "paused").State, "a paused instance's timer waits for the resume")
+		outcome, _, err = b.eng.Signal(ctx, "paused", engine.SignalPause, "")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalReplayed, outcome)
+		outcome, _, err = b.eng.Signal(ctx, "paused", engine.SignalResume, "done investigating")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalApplied, outcome)
+		b.drainDue(t, time.Second)
+		require.Equal(t, "expired", b.load(t, "paused").State, "the deadline fires on resume")
+		outcome, _, err = b.eng.Signal(ctx, "never-paused", engine.SignalResume, "")
+		require.Error(t, err, "an unknown instance")
+		_ = outcome
+	})
+}
+
+// No step starts while an instance is paused; the step already running
+// finishes and records its result.
+func TestPauseStopsStepsFromStarting(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		b := setupRollout(t, r, []string{"eu"}, time.Hour, engine.Config{})
+		b.startRollout(t, "r1")
+		_, _, err := b.eng.Signal(ctx, "r1", engine.SignalPause, "")
+		require.NoError(t, err)
+		b.advance(t, "r1")
+		in := b.load(t, "r1")
+		require.Equal(t, "pending", in.State, "nothing starts while paused")
+		require.True(t, in.Paused)
+		outcome, _, err := b.eng.Signal(ctx, "r1", engine.SignalResume, "")
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalApplied, outcome)
+		b.drainDue(t, time.Second)
+		require.Equal(t, "done", b.load(t, "r1").State)
+		evs, err := b.store.History(ctx, "r1")
+		require.NoError(t, err)
+		var signals []string
+		for _, ev := range evs {
+			if ev.Type == statemachine.EventSignal {
+				signals = append(signals, ev.Event)
+			}
+		}
+		require.Equal(t, []string{"pause", "resume"}, signals, "both recorded in the history")
+	})
+}
+
+// A long step that falls silent loses its lease; the reaper hands it to
+// another run, which resumes from the checkpoint the heartbeats kept.
+func TestSilentLongStepIsTakenOver(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		b := setupRollout(t, r, []string{"eu"}, time.Hour, engine.Config{Lease: 300 * time.Millisecond, ReaperInterval: 50 * time.Millisecond})
+		b.startRollout(t, "r1")
+		// The first monitor heartbeats once, then falls silent.
+		first := true
+		acts := b.fleet.activities()
+		monitor := acts["monitor"]
+		acts["monitor"] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			if first {
+				first = false
+				if err := engine.Heartbeat(ctx, engine.Progress{Percent: 50, Checkpoint: map[string]string{"checked_to": "half"}}); err != nil {
+					return nil, err
+				}
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return monitor(ctx, in)
+		}
+		eng, err := engine.New(b.eng.Config(), b.store, b.reg, acts, b.queue, nil)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() {
+			done <- eng.Advance(ctx, "r1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
+		}()
+		require.Eventually(t, func() bool { return b.load(t, "r1").Results["checked_to"] == "half" }, 5*time.Second, 10*time.Millisecond)
+		// The silent run's lease runs out; the reaper re-drives the order.
+		require.Eventually(t, func() bool {
+			n, err := eng.Reap(ctx)
+			require.NoError(t, err)
+			return n == 1
+		}, 5*time.Second, 20*time.Millisecond)
+		for _, task := range b.queue.take() {
+			require.NoError(t, eng.Advance(ctx, task.InstanceID, engine.AdvanceOptions{Queue: task.Queue, TaskID: task.TaskID}))
+		}
+		require.Equal(t, "done", b.load(t, "r1").State)
+		require.Equal(t, int32(1), b.fleet.monitors.Load(), "the second run resumed from the checkpoint (started at 50%)")
+		require.Error(t, <-done, "the silent run was cancelled")
+	})
+}
