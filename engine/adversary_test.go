@@ -1,0 +1,188 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/redistest"
+	"github.com/orderflow/orderflow/orders"
+	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/statemachine"
+	"github.com/orderflow/orderflow/tasks"
+)
+
+// The adversary's suite: interleavings that break the promise (no double
+// charge, nothing left charged for a failed or cancelled order, no stock
+// leak, nothing shipped unpaid, nothing stranded). Each test fails on the
+// code it was written against.
+
+// recordingPayment remembers what every charge and refund asked for.
+type recordingPayment struct {
+	providers.Payment
+	mu      sync.Mutex
+	charges []providers.ChargeRequest
+	refunds []providers.RefundRequest
+}
+
+func (p *recordingPayment) Charge(ctx context.Context, r providers.ChargeRequest) (string, error) {
+	p.mu.Lock()
+	p.charges = append(p.charges, r)
+	p.mu.Unlock()
+	return p.Payment.Charge(ctx, r)
+}
+
+func (p *recordingPayment) Refund(ctx context.Context, r providers.RefundRequest) (string, error) {
+	p.mu.Lock()
+	p.refunds = append(p.refunds, r)
+	p.mu.Unlock()
+	return p.Payment.Refund(ctx, r)
+}
+
+// failNextPipeline makes the next pipeline sent through a client fail
+// without reaching Redis once armed, as a connection reset would.
+type failNextPipeline struct{ armed atomic.Bool }
+
+func (h *failNextPipeline) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failNextPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h *failNextPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.armed.CompareAndSwap(true, false) {
+			err := errors.New("connection reset by peer")
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// armAfterEnqueue arms the hook once a task was queued: the write that
+// follows the enqueue (the order's creation) fails.
+type armAfterEnqueue struct {
+	engine.Queue
+	hook *failNextPipeline
+	once atomic.Bool
+}
+
+func (q *armAfterEnqueue) Enqueue(ctx context.Context, t engine.Task) error {
+	err := q.Queue.Enqueue(ctx, t)
+	if err == nil && q.once.CompareAndSwap(false, true) {
+		q.hook.armed.Store(true)
+	}
+	return err
+}
+
+func inputFor(t *testing.T, customer string, qty int64, price int64) []byte {
+	t.Helper()
+	raw, err := json.Marshal(orders.Input{CustomerID: customer, Currency: "USD", AmountCents: qty * price,
+		Items: []orders.Item{{SKU: "SKU-" + customer, Qty: qty, UnitPriceCents: price}}})
+	require.NoError(t, err)
+	return raw
+}
+
+// runPending runs every task waiting in queue through the asynq handler,
+// as a worker would, and returns how many it ran.
+func runPending(t *testing.T, insp *asynq.Inspector, h *tasks.Handler, queue string) int {
+	t.Helper()
+	pending, err := insp.ListPendingTasks(queue)
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		return 0
+	}
+	require.NoError(t, err)
+	for _, ti := range pending {
+		require.NoError(t, insp.DeleteTask(queue, ti.ID))
+		require.NoError(t, h.HandleAdvanceTask(context.Background(), asynq.NewTask(ti.Type, ti.Payload)))
+	}
+	return len(pending)
+}
+
+// FINDING: the first task of a POST that was answered 5xx drives a later,
+// different order under the same order_id, with the input of the request
+// that was refused.
+//
+// Interleaving: POST {order_id X, customer alice, 4 x $25} queues its first
+// task T (adv:X:0, whose hint carries alice's input), then the write of the
+// order fails (Redis connection reset): the API answers 503, "not accepted".
+// T waits (pending, or retrying ErrNotReady within FirstTaskGrace). The
+// client sends a different order under X (customer bob, 1 x $1). Start
+// queues adv:X:0 again: asynq's TaskID dedup keeps T, and tasks.Queue counts
+// the conflict with a waiting task as success ("it will do the same work").
+// The order is written with bob's input, at pending rev 1 -- exactly what
+// T's hint says. T's first write (LeaseAcquire, expecting pending rev 1)
+// wins, and the run carries on with the hint's Input, never the record's:
+// alice is charged $100 for the order the API refused, bob's order
+// completes and ships without bob ever being charged.
+func TestFirstTaskOfARefusedPostDrivesTheNextOrder(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		hook := &failNextPipeline{}
+		rdb := r.Client(t)
+		rdb.AddHook(hook)
+		store := statemachine.NewStore(rdb, statemachine.StoreConfig{})
+		t.Cleanup(store.Close)
+		reg := statemachine.NewOrderRegistry()
+
+		prov := providers.NewInProcess()
+		pay := &recordingPayment{Payment: prov}
+		set := prov.Set()
+		set.Payment = pay
+		q := tasks.NewQueue(r.Client(t), tasks.QueueConfig{})
+		eng, err := engine.New(engine.Config{Logger: discardLogger()}, store, reg, orders.Activities(set),
+			&armAfterEnqueue{Queue: q, hook: hook}, nil)
+		require.NoError(t, err)
+
+		// POST 1: alice's order. The task is queued, the order's write fails.
+		alice := inputFor(t, "alice", 4, 2500)
+		_, err = eng.Start(ctx, engine.StartRequest{ID: "X", Workflow: statemachine.OrderWorkflow, Input: alice, Fingerprint: "fp-alice"})
+		require.Error(t, err, "the API answers 503: the order was not accepted")
+		_, err = store.Load(ctx, "X")
+		require.ErrorIs(t, err, statemachine.ErrNotFound, "no order exists")
+
+		// POST 2, seconds later: a different order under the same order_id.
+		bob := inputFor(t, "bob", 1, 100)
+		res, err := eng.Start(ctx, engine.StartRequest{ID: "X", Workflow: statemachine.OrderWorkflow, Input: bob, Fingerprint: "fp-bob"})
+		require.NoError(t, err)
+		require.NotNil(t, res.Instance, "bob's order is accepted (202)")
+
+		// A worker runs whatever is queued.
+		insp := asynq.NewInspectorFromRedisClient(r.Client(t))
+		h := &tasks.Handler{Engine: eng}
+		for range 10 {
+			if runPending(t, insp, h, statemachine.DefaultQueue) == 0 {
+				break
+			}
+		}
+		in, err := store.Load(ctx, "X")
+		require.NoError(t, err)
+		require.Equal(t, statemachine.OrderCompleted, in.State)
+		var want orders.Input
+		require.NoError(t, json.Unmarshal(in.Input, &want))
+		require.Equal(t, "bob", want.CustomerID, "the record holds the accepted order")
+
+		pay.mu.Lock()
+		defer pay.mu.Unlock()
+		require.NotEmpty(t, pay.charges)
+		for _, c := range pay.charges {
+			require.Equal(t, want.CustomerID, c.CustomerID,
+				"charged %s %d cents for order X, but the accepted order X is %s's for %d cents", c.CustomerID, c.AmountCents, want.CustomerID, want.AmountCents)
+			require.Equal(t, want.AmountCents, c.AmountCents)
+		}
+	})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
