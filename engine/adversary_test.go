@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -186,3 +187,47 @@ func TestFirstTaskOfARefusedPostDrivesTheNextOrder(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// FINDING: leases are judged by the Redis clock, but the due index that
+// brings a dead worker's orders back is written with the worker's own
+// clock. A worker whose clock runs ahead (a host whose NTP is off by ten
+// minutes) writes its lease end ten minutes late into the due index; when
+// it dies holding an order, every other worker's reaper (which reads the
+// index by the Redis clock) leaves the order alone for those ten minutes,
+// although its lease ran out after one Lease. asynq's own lease is written
+// with the same skewed clock, so the asynq task does not come back sooner.
+//
+// Interleaving: the skewed worker claims the order (Claim writes the due
+// entry ZADD XX at its local now + Lease) and is killed. An honest
+// worker's reaper passes every 50ms for three leases: the order is never
+// re-driven, and stays in pending with nothing that moves it until the
+// skew has elapsed.
+func TestDeadSkewedWorkerStrandsItsOrderForItsSkew(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		const lease = 300 * time.Millisecond
+		b := setup(t, r, setupOpts{cfg: engine.Config{Lease: lease}})
+		b.start(t, "o1")
+		ctx := context.Background()
+
+		ahead := func() time.Time { return time.Now().Add(10 * time.Minute) }
+		skewed := statemachine.NewStore(r.Client(t), statemachine.StoreConfig{Clock: ahead})
+		t.Cleanup(skewed.Close)
+		// The skewed worker claims the order, as its Advance would, and is
+		// killed.
+		_, err := skewed.Claim(ctx, "o1", "skewed-worker", ahead().Add(lease))
+		require.NoError(t, err)
+
+		redriven := 0
+		deadline := time.Now().Add(3 * lease)
+		for time.Now().Before(deadline) && redriven == 0 {
+			n, err := b.eng.Reap(ctx)
+			require.NoError(t, err)
+			redriven += n
+			time.Sleep(50 * time.Millisecond)
+		}
+		in := b.load(t, "o1")
+		require.False(t, in.LeaseUntil.After(time.Now()), "the dead worker's lease ran out by the Redis clock")
+		require.Equal(t, 1, redriven, "an order whose lease ran out is re-driven within a lease or two; it waits for the skew instead (state %s)", in.State)
+	})
+}
