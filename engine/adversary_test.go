@@ -231,3 +231,105 @@ func TestDeadSkewedWorkerStrandsItsOrderForItsSkew(t *testing.T) {
 		require.Equal(t, 1, redriven, "an order whose lease ran out is re-driven within a lease or two; it waits for the skew instead (state %s)", in.State)
 	})
 }
+
+// runQueued runs the tasks waiting in queue, pending or scheduled (at once,
+// whatever their delay), until none is left or rounds run out.
+func runQueued(t *testing.T, insp *asynq.Inspector, h *tasks.Handler, queue string) {
+	t.Helper()
+	for range 50 {
+		var all []*asynq.TaskInfo
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListScheduledTasks} {
+			ts, err := list(queue)
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				continue
+			}
+			require.NoError(t, err)
+			all = append(all, ts...)
+		}
+		if len(all) == 0 {
+			return
+		}
+		for _, ti := range all {
+			require.NoError(t, insp.DeleteTask(queue, ti.ID))
+			require.NoError(t, h.HandleAdvanceTask(context.Background(), asynq.NewTask(ti.Type, ti.Payload)))
+		}
+	}
+	t.Fatal("tasks kept coming")
+}
+
+// The same root cause, ending in a cancelled order whose customer stays
+// charged. The refused request's task charges alice $100 for order X while
+// the accepted order X is bob's $1 order. Bob cancels during the charge; the
+// first refund attempt meets a 503 and is retried by a new run, which loads
+// the record (bob's input) and refunds $1 of alice's $100 charge. The order
+// ends cancelled with $99 of alice's money kept.
+func TestFirstTaskOfARefusedPostLeavesACancelledOrderCharged(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		hook := &failNextPipeline{}
+		rdb := r.Client(t)
+		rdb.AddHook(hook)
+		store := statemachine.NewStore(rdb, statemachine.StoreConfig{})
+		t.Cleanup(store.Close)
+		reg := statemachine.NewOrderRegistry()
+
+		prov := providers.NewInProcess()
+		pay := &recordingPayment{Payment: prov}
+		set := prov.Set()
+		set.Payment = pay
+		acts := orders.Activities(set)
+		running, release := make(chan struct{}, 1), make(chan struct{})
+		acts = heldCharge(running, release)(acts)
+		refund := acts[statemachine.StepRefund]
+		var refunds atomic.Int32
+		acts[statemachine.StepRefund] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			if refunds.Add(1) == 1 {
+				return nil, &providers.Error{Provider: providers.ProviderPayment, Op: providers.OpRefund, Status: 503}
+			}
+			return refund(ctx, in)
+		}
+		q := tasks.NewQueue(r.Client(t), tasks.QueueConfig{})
+		eng, err := engine.New(engine.Config{Logger: discardLogger()}, store, reg, acts, &armAfterEnqueue{Queue: q, hook: hook}, nil)
+		require.NoError(t, err)
+
+		_, err = eng.Start(ctx, engine.StartRequest{ID: "X", Workflow: statemachine.OrderWorkflow, Input: inputFor(t, "alice", 4, 2500), Fingerprint: "fp-alice"})
+		require.Error(t, err, "503: not accepted")
+		_, err = eng.Start(ctx, engine.StartRequest{ID: "X", Workflow: statemachine.OrderWorkflow, Input: inputFor(t, "bob", 1, 100), Fingerprint: "fp-bob"})
+		require.NoError(t, err)
+
+		insp := asynq.NewInspectorFromRedisClient(r.Client(t))
+		h := &tasks.Handler{Engine: eng}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runQueued(t, insp, h, statemachine.DefaultQueue)
+		}()
+		<-running
+		outcome, _, err := eng.Signal(ctx, "X", statemachine.SignalCancel)
+		require.NoError(t, err)
+		require.Equal(t, engine.SignalRecorded, outcome)
+		close(release)
+		<-done
+		runQueued(t, insp, h, statemachine.DefaultQueue)
+
+		in, err := store.Load(ctx, "X")
+		require.NoError(t, err)
+		require.Equal(t, statemachine.OrderCancelled, in.State)
+		pay.mu.Lock()
+		defer pay.mu.Unlock()
+		charged := map[string]int64{}
+		for _, c := range pay.charges {
+			charged[c.CustomerID] = c.AmountCents // one key: every attempt asks the same
+		}
+		var chargedCents, refundedCents int64
+		for _, c := range charged {
+			chargedCents += c
+		}
+		for _, rf := range pay.refunds {
+			refundedCents = rf.AmountCents // the refund key's answer is the last request's
+		}
+		require.Equal(t, chargedCents, refundedCents,
+			"cancelled order X: charged %v, refunded %d cents; the customer stays charged for a cancelled order", charged, refundedCents)
+	})
+}
