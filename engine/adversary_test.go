@@ -333,3 +333,102 @@ func TestFirstTaskOfARefusedPostLeavesACancelledOrderCharged(t *testing.T) {
 			"cancelled order X: charged %v, refunded %d cents; the customer stays charged for a cancelled order", charged, refundedCents)
 	})
 }
+
+// loseReplyOnce, once armed, lets the next pipeline reach Redis and then
+// loses its reply, as a connection reset after the write does.
+type loseReplyOnce struct{ armed atomic.Bool }
+
+func (h *loseReplyOnce) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *loseReplyOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *loseReplyOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if h.armed.CompareAndSwap(true, false) {
+			err = errors.New("read: connection reset by peer")
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+		}
+		return err
+	}
+}
+
+// FINDING (minor, liveness): an operator's retry of a dead letter whose
+// write reached Redis but whose reply was lost (or whose WAIT fell short:
+// ErrNotDurable) is half done. The record is un-parked (dead letter
+// cleared, attempts reset), but the order stays in the dead-letter index,
+// no task is queued and its due entry still says "recheck in an hour". The
+// operator, told 503, retries and gets 409 "not dead-lettered". The order
+// sits with nothing driving it until the reaper's hourly recheck.
+func TestLostReplyToAnOperatorRetryLeavesTheOrderUndriven(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		var refuse atomic.Bool
+		refuse.Store(true)
+		b := setup(t, r, setupOpts{activities: func(a engine.Activities) engine.Activities {
+			release := a[statemachine.StepRelease]
+			a[statemachine.StepRelease] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+				if refuse.Load() {
+					return nil, &providers.Error{Provider: providers.ProviderInventory, Op: providers.OpRelease, Status: 403, Code: "forbidden"}
+				}
+				return release(ctx, in)
+			}
+			a[statemachine.StepCharge] = func(context.Context, *statemachine.Instance) (map[string]string, error) {
+				return nil, &providers.Error{Provider: providers.ProviderPayment, Op: providers.OpCharge, Status: 402, Code: providers.CodeCardDeclined}
+			}
+			return a
+		}})
+		ctx := context.Background()
+		b.start(t, "o1")
+		b.advance(t, "o1")
+		require.Equal(t, statemachine.StepRelease, b.load(t, "o1").DeadLetter, "parked")
+		refuse.Store(false)
+
+		// The operator's API process; the reply to its write is lost once.
+		hook := &loseReplyOnce{}
+		c := r.Client(t)
+		c.AddHook(hook)
+		opStore := statemachine.NewStore(c, statemachine.StoreConfig{})
+		t.Cleanup(opStore.Close)
+		op, err := engine.New(engine.Config{Logger: discardLogger()}, opStore, b.reg, nil, b.queue, nil)
+		require.NoError(t, err)
+		armOnWrite := &armOnTransition{hook: hook}
+		c.AddHook(armOnWrite)
+		_, err = op.RetryDeadLetter(ctx, "o1", "credentials fixed")
+		require.Error(t, err, "the API answers 503")
+		_, err = op.RetryDeadLetter(ctx, "o1", "credentials fixed, again")
+		require.ErrorIs(t, err, engine.ErrNotDeadLettered, "409 to the operator's second try")
+
+		in := b.load(t, "o1")
+		require.Empty(t, in.DeadLetter, "the record was un-parked")
+		n, err := b.store.DeadLetters(ctx)
+		require.NoError(t, err)
+		ok := n == 0
+		var redriven int
+		for range 10 {
+			k, err := b.eng.Reap(ctx)
+			require.NoError(t, err)
+			redriven += k
+		}
+		require.True(t, ok && (len(b.queue.take()) > 0 || redriven > 0),
+			"un-parked by the operator, yet listed as a dead letter (%d) and with no task and no reaper pass due for an hour", n)
+	})
+}
+
+// armOnTransition arms a loseReplyOnce just before the next pipeline that
+// runs a transition script (the operator's write), not the load before it.
+type armOnTransition struct{ hook *loseReplyOnce }
+
+func (a *armOnTransition) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (a *armOnTransition) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (a *armOnTransition) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == "evalsha" || c.Name() == "eval" {
+				a.hook.armed.Store(true)
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
