@@ -432,3 +432,55 @@ func (a *armOnTransition) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 		return next(ctx, cmds)
 	}
 }
+
+// The same root cause, with no Redis failure at all: a POST answered 409
+// (order_id reused with another body) drives the order. Start queues the
+// first task before it learns that the order exists with another input;
+// when the original first task is no longer waiting, the new task, whose
+// hint carries the refused body, is queued. If the order still sits in
+// pending rev 1 with a free or expired lease (here: the worker that claimed
+// it died before its first write, and the original task already ran and
+// left), the refused body's task takes the order and runs it on the
+// refused input.
+func TestPostAnswered409DrivesTheOrderWithItsBody(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		const lease = 300 * time.Millisecond
+		b := setup(t, r, setupOpts{cfg: engine.Config{Lease: lease}})
+		pay := &recordingPayment{Payment: b.prov}
+		set := b.prov.Set()
+		set.Payment = pay
+		eng, err := engine.New(engine.Config{Logger: discardLogger(), Lease: lease}, b.store, b.reg, orders.Activities(set), b.queue, nil)
+		require.NoError(t, err)
+		ctx := context.Background()
+
+		_, err = eng.Start(ctx, engine.StartRequest{ID: "X", Workflow: statemachine.OrderWorkflow, Input: inputFor(t, "bob", 1, 100), Fingerprint: "fp-bob"})
+		require.NoError(t, err)
+		first := b.queue.take()
+		require.Len(t, first, 1)
+		// A wake-path worker claims the order and dies before its first
+		// write; the first task runs meanwhile, finds the lease held, and
+		// is done.
+		_, err = b.store.Claim(ctx, "X", "dead-worker", time.Now().Add(lease))
+		require.NoError(t, err)
+		require.NoError(t, eng.Advance(ctx, "X", engine.AdvanceOptions{Queue: first[0].Queue, TaskID: first[0].TaskID, Hint: first[0].Hint}))
+		require.Equal(t, statemachine.OrderPending, b.load(t, "X").State)
+
+		// Another POST for X with another body: 409.
+		_, err = eng.Start(ctx, engine.StartRequest{ID: "X", Workflow: statemachine.OrderWorkflow, Input: inputFor(t, "alice", 4, 2500), Fingerprint: "fp-alice"})
+		require.ErrorIs(t, err, engine.ErrInputMismatch)
+		refusedTask := b.queue.take()
+		require.Len(t, refusedTask, 1, "its first task was queued before the mismatch was known")
+
+		time.Sleep(lease + 50*time.Millisecond) // the dead worker's lease runs out
+		require.NoError(t, eng.Advance(ctx, "X", engine.AdvanceOptions{Queue: refusedTask[0].Queue, TaskID: refusedTask[0].TaskID, Hint: refusedTask[0].Hint}))
+		b.drain(t)
+		require.Equal(t, statemachine.OrderCompleted, b.load(t, "X").State)
+		pay.mu.Lock()
+		defer pay.mu.Unlock()
+		require.NotEmpty(t, pay.charges)
+		for _, c := range pay.charges {
+			require.Equal(t, "bob", c.CustomerID, "order X is bob's; the request answered 409 charged %s %d cents", c.CustomerID, c.AmountCents)
+		}
+	})
+}
