@@ -484,3 +484,28 @@ func TestPostAnswered409DrivesTheOrderWithItsBody(t *testing.T) {
 		}
 	})
 }
+
+// FINDING (documented promise): docs/RELIABILITY.md says "An order answered
+// 5xx was not accepted. If the order's write fails, no order exists". With
+// --durability replicas=N, a WAIT that falls short makes Create return
+// ErrNotDurable, and the API answers 503, but the write was made and the
+// first task was queued before it. When the replica catches up the order
+// runs, and its customer is charged for an order the API said it did not
+// accept. A client that trusts the table and places the order again under a
+// new order_id is charged twice.
+func TestOrderAnswered503ForDurabilityStillRuns(t *testing.T) {
+	t.Parallel()
+	master := redistest.New(t, redistest.BackendRedis)
+	durable := statemachine.StoreConfig{Durability: statemachine.Durability{Mode: statemachine.DurabilityReplicas, Replicas: 1, Timeout: 100 * time.Millisecond}}
+	b := setup(t, master, setupOpts{storeCfg: durable})
+	_, err := b.eng.Start(context.Background(), engine.StartRequest{ID: "o1", Workflow: statemachine.OrderWorkflow, Input: orderInput(t), Fingerprint: "fp"})
+	require.ErrorIs(t, err, statemachine.ErrNotDurable, "the API answers 503: not accepted")
+
+	startReplica(t, master) // the replica catches up a moment later
+	b.drain(t)              // the first task, queued before the write
+	state := "none"
+	if in, err := b.store.Load(context.Background(), "o1"); err == nil {
+		state = in.State
+	}
+	require.Zero(t, b.prov.Applied(providers.OpCharge), "an order answered 503 ran to %s and its customer was charged", state)
+}
