@@ -60,6 +60,8 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 	if e.activities == nil {
 		return errors.New("this engine has no activities and cannot advance instances")
 	}
+	// Lease ends and due times are written on the Redis clock.
+	e.store.EnsureClock(ctx)
 	r := &run{
 		e: e, id: id, taskDriven: taskDriven, token: e.newToken(), queue: opt.Queue, started: e.store.Now(),
 		log: e.log.With("order_id", id, "task_id", opt.TaskID),
@@ -73,7 +75,7 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 		// written at creation (the version is pinned).
 		r.inst = &statemachine.Instance{
 			ID: id, Workflow: h.Workflow, Version: h.Version, State: h.State, Status: statemachine.StatusRunning,
-			Rev: h.Rev, Input: h.Input, Priority: cmp.Or(h.Priority, statemachine.PriorityNormal),
+			Rev: h.Rev, Input: h.Input, Priority: cmp.Or(h.Priority, statemachine.PriorityNormal), Fingerprint: h.Fingerprint,
 			Signals: map[string]bool{}, Attempts: map[string]int{}, Declined: map[string]bool{}, Policies: map[string]statemachine.RetryPolicy{}, Results: map[string]string{},
 		}
 		r.acquire = true
@@ -331,7 +333,9 @@ func (r *run) commitLoopApplied(ctx context.Context, st *statemachine.State, bui
 		c.ID, c.ExpectState, c.ExpectRev, c.Token = r.id, r.inst.State, r.inst.Rev, r.token
 		c.Lease = statemachine.LeaseHold
 		if r.acquire {
-			c.Lease = statemachine.LeaseAcquire
+			// The hinted first write: the run knows the instance only from
+			// its task, so the record must be the one the task was for.
+			c.Lease, c.ExpectFingerprint = statemachine.LeaseAcquire, r.inst.Fingerprint
 		}
 		a, err := r.e.store.Apply(context.WithoutCancel(ctx), c)
 		if err == nil {

@@ -265,7 +265,7 @@ func TestAdversaryStress(t *testing.T) {
 		}
 		signal := func(id string) {
 			cancelled.Store(id, true)
-			_, _, _ = engines[0].Signal(context.Background(), id, statemachine.SignalCancel)
+			_, _, _ = engines[0].Signal(context.Background(), id, statemachine.SignalCancel, "")
 		}
 		prov.cancel = signal
 

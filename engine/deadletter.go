@@ -78,6 +78,26 @@ func (e *Engine) ResolveDeadLetter(ctx context.Context, id, reason string) (*sta
 	})
 }
 
+// finishOperation completes an operator's action on an instance whose
+// record is no longer parked: it leaves the dead-letter index and, unless
+// it finished, gets a task to carry it on.
+func (e *Engine) finishOperation(ctx context.Context, in *statemachine.Instance) {
+	listed, err := e.store.Parked(ctx, in.ID)
+	if err != nil || !listed {
+		return
+	}
+	if err := e.store.Unpark(ctx, in.ID); err != nil {
+		e.log.Warn("taking an instance out of the dead-letter index", "order_id", in.ID, "err", err)
+		return
+	}
+	if in.Status.Terminal() {
+		return
+	}
+	if def, err := e.registry.Get(in.Workflow, in.Version); err == nil {
+		e.nudge(ctx, def, in)
+	}
+}
+
 // operate applies an operator's action to a parked instance with a
 // compare-and-set, then queues a task to carry it on.
 func (e *Engine) operate(ctx context.Context, id, action, reason string,
@@ -88,6 +108,9 @@ func (e *Engine) operate(ctx context.Context, id, action, reason string,
 			return nil, err
 		}
 		if in.DeadLetter == "" || in.Status.Terminal() {
+			// An earlier action may have un-parked the record and lost its
+			// reply before it finished the job: finish it.
+			e.finishOperation(ctx, in)
 			return in, ErrNotDeadLettered
 		}
 		def, err := e.registry.Get(in.Workflow, in.Version)
@@ -106,19 +129,19 @@ func (e *Engine) operate(ctx context.Context, id, action, reason string,
 			continue
 		}
 		if err != nil {
+			// The write may have landed with its reply lost (or not be
+			// durable yet): finish the job if it did.
+			if after, lerr := e.store.Load(ctx, id); lerr == nil && after.DeadLetter == "" {
+				e.finishOperation(ctx, after)
+			}
 			return in, err
-		}
-		if err := e.store.Unpark(ctx, id); err != nil {
-			e.log.Warn("taking an instance out of the dead-letter index", "order_id", id, "err", err)
 		}
 		after, err := e.store.Load(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		e.log.Info("operator action on a dead-lettered step", "order_id", id, "action", action, "step", st.Step, "reason", reason)
-		if !after.Status.Terminal() {
-			e.nudge(ctx, def, after)
-		}
+		e.finishOperation(ctx, after)
 		return after, nil
 	}
 	return nil, fmt.Errorf("%s %s: too many concurrent writes", action, id)

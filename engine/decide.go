@@ -43,7 +43,7 @@ func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	stopRenew := func() {}
 	if st.Heartbeat > 0 {
 		// A long step: only its heartbeats renew the lease.
-		actx = r.heartbeats(actx, st.Step, r.leaseFor(st), cancel)
+		actx, stopRenew = r.heartbeats(actx, st.Step, r.leaseFor(st), cancel)
 	} else {
 		stopRenew = r.keepLease(actx, cancel)
 	}

@@ -213,6 +213,10 @@ type Hint struct {
 	At time.Time
 	// Priority is the instance's priority.
 	Priority statemachine.Priority
+	// Fingerprint is the instance's input fingerprint: the hinted write
+	// checks it, so a task queued for a request that was refused never
+	// drives a later instance under the same ID with the refused input.
+	Fingerprint string
 }
 
 // AdvanceOptions describe the task that asks for an advance.

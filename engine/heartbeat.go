@@ -50,10 +50,16 @@ func Heartbeat(ctx context.Context, p Progress) error {
 }
 
 // heartbeats returns the context of a long step's activity, whose
-// Heartbeat renews the run's lease and records progress; lost cancels the
-// activity when the lease is gone.
-func (r *run) heartbeats(ctx context.Context, step string, timeout time.Duration, lost context.CancelFunc) context.Context {
-	return context.WithValue(ctx, heartbeatKey{}, func(p Progress) error {
+// Heartbeat renews the run's lease and records progress, and a func that
+// stops its watchdog. lost cancels the activity when the lease is gone:
+// taken over by another worker, or run out because the step fell silent for
+// longer than timeout.
+func (r *run) heartbeats(ctx context.Context, step string, timeout time.Duration, lost context.CancelFunc) (context.Context, func()) {
+	watchdog := time.AfterFunc(timeout, func() {
+		r.log.Warn("a long step fell silent for longer than its heartbeat timeout; it is abandoned to another worker", "step", step)
+		lost()
+	})
+	hb := func(p Progress) error {
 		p.Percent = min(max(p.Percent, 0), 100)
 		rec, _ := json.Marshal(struct {
 			Step string `json:"step"`
@@ -64,7 +70,7 @@ func (r *run) heartbeats(ctx context.Context, step string, timeout time.Duration
 		ok, err := r.e.store.Heartbeat(context.WithoutCancel(ctx), r.id, r.token, until, string(rec), p.Checkpoint)
 		if err != nil {
 			// Redis is away: the lease may still be ours; the next
-			// heartbeat tries again.
+			// heartbeat tries again, and the watchdog gives up in time.
 			r.log.Warn("recording a heartbeat", "err", err)
 			return nil
 		}
@@ -73,10 +79,12 @@ func (r *run) heartbeats(ctx context.Context, step string, timeout time.Duration
 			lost()
 			return ErrLeaseLost
 		}
+		watchdog.Reset(timeout)
 		r.inst.LeaseUntil = until
 		for k, v := range p.Checkpoint {
 			r.inst.Results[k] = v
 		}
 		return nil
-	})
+	}
+	return context.WithValue(ctx, heartbeatKey{}, hb), func() { watchdog.Stop() }
 }

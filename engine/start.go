@@ -54,12 +54,14 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	if err != nil {
 		return StartResult{}, err
 	}
+	e.store.EnsureClock(ctx)
 	now := e.store.Now()
 	taskID := InitialTaskID(req.ID)
 	initial, _ := def.State(def.Initial)
 	prio := cmp.Or(req.Priority, statemachine.PriorityNormal)
 	t := Task{InstanceID: req.ID, Queue: statemachine.QueueName(def.QueueOf(initial), prio), TaskID: taskID,
-		Hint: &Hint{Workflow: def.Name, Version: def.Version, State: def.Initial, Rev: 1, Input: req.Input, At: now, Priority: prio}}
+		Hint: &Hint{Workflow: def.Name, Version: def.Version, State: def.Initial, Rev: 1, Input: req.Input, At: now, Priority: prio,
+			Fingerprint: req.Fingerprint}}
 	if err := e.queue.Enqueue(ctx, t); err != nil {
 		return StartResult{}, fmt.Errorf("queueing first task: %w", err)
 	}

@@ -218,7 +218,8 @@ func (s *Store) ScheduleDue(ctx context.Context, id string, at time.Time, wakeQu
 
 // RedisNow returns the Redis server's clock, which judges every lease
 // (see claim.lua). The reaper compares leases with it rather than with its
-// host's clock.
+// host's clock. It does not change the store's clock offset (SyncClock
+// does).
 func (s *Store) RedisNow(ctx context.Context) (time.Time, error) {
 	t, err := s.rdb.Time(ctx).Result()
 	if err != nil {
@@ -249,6 +250,18 @@ func (s *Store) Unpark(ctx context.Context, id string) error {
 		return fmt.Errorf("unparking instance: %w", err)
 	}
 	return nil
+}
+
+// Parked reports whether an instance is in the dead-letter index.
+func (s *Store) Parked(ctx context.Context, id string) (bool, error) {
+	_, err := s.rdb.ZScore(ctx, DeadLetterKey, id).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading the dead-letter index: %w", err)
+	}
+	return true, nil
 }
 
 // DeadLetters returns how many instances have a parked step.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,6 +57,9 @@ type Store struct {
 	sc  *scripts
 	due *dueBatcher
 	durabilityProbe
+	// clockOffset is Redis's clock minus the store's, in ns; clockSynced
+	// is when it was measured (Unix ns, 0 never).
+	clockOffset, clockSynced atomic.Int64
 	// incarnationTTL is IncarnationMemory in seconds, as the transition
 	// script takes it.
 	incarnationTTL string
@@ -79,8 +83,38 @@ func (s *Store) Close() {
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
-// Now returns the store's current time.
-func (s *Store) Now() time.Time { return s.cfg.Clock() }
+// Now returns the store's current time: its clock, corrected by the offset
+// to the Redis server's clock that SyncClock last measured. Every time the
+// store writes (lease ends, due times, retry times) is on the Redis clock,
+// so the hosts' clocks may disagree without delaying anything.
+func (s *Store) Now() time.Time { return s.cfg.Clock().Add(time.Duration(s.clockOffset.Load())) }
+
+// SyncClock measures the offset of the store's clock to the Redis server's
+// (TIME, halfway through the round trip), which Now applies from then on,
+// and returns the Redis time.
+func (s *Store) SyncClock(ctx context.Context) (time.Time, error) {
+	before := s.cfg.Clock()
+	t, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the Redis clock: %w", err)
+	}
+	after := s.cfg.Clock()
+	mid := before.Add(after.Sub(before) / 2)
+	s.clockOffset.Store(int64(t.Sub(mid)))
+	s.clockSynced.Store(after.UnixNano())
+	return t, nil
+}
+
+// clockRefresh is how often EnsureClock measures the offset again.
+const clockRefresh = 30 * time.Second
+
+// EnsureClock measures the clock offset if it was never measured, or not
+// for clockRefresh. A failure leaves the last offset in place.
+func (s *Store) EnsureClock(ctx context.Context) {
+	if last := s.clockSynced.Load(); last == 0 || s.cfg.Clock().Sub(time.Unix(0, last)) > clockRefresh {
+		_, _ = s.SyncClock(ctx)
+	}
+}
 
 // Retention returns how long finished instances are kept.
 func (s *Store) Retention() time.Duration { return s.cfg.Retention }
@@ -279,6 +313,10 @@ type Change struct {
 	// ExpectState and ExpectRev are compared before anything is written.
 	ExpectState string
 	ExpectRev   int64
+	// ExpectFingerprint, when set, must be the instance's input
+	// fingerprint: a write made from a hint (a first task's) must be about
+	// the instance the hint describes.
+	ExpectFingerprint string
 	Lease       LeaseMode
 	Token       string
 	// LeaseUntil is when the lease runs out after the write, by the store's
@@ -339,9 +377,9 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 		}
 	}
 	rev := c.ExpectRev + 1
-	args := make([]any, 0, 18+len(c.Fields))
+	args := make([]any, 0, 19+len(c.Fields))
 	args = append(args, c.ExpectState, strconv.FormatInt(c.ExpectRev, 10), string(c.Lease), c.Token,
-		lease, ev, ttl, notify, c.ID, s.incarnationTTL,
+		lease, ev, ttl, notify, c.ID, s.incarnationTTL, c.ExpectFingerprint,
 		fieldState, c.State, fieldRev, rev, fieldUpdated, micros(now))
 	if c.Status != StatusRunning {
 		// Instances are created running; the status only changes at the end.

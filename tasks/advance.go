@@ -41,6 +41,8 @@ type HintPayload struct {
 	At int64 `json:"at,omitempty"`
 	// Priority is the instance's priority; absent is normal.
 	Priority string `json:"pr,omitempty"`
+	// Fingerprint is the instance's input fingerprint.
+	Fingerprint string `json:"fp,omitempty"`
 }
 
 // ErrBadPayload wraps every payload decoding failure.
@@ -50,7 +52,7 @@ var ErrBadPayload = errors.New("bad workflow:advance payload")
 func NewAdvanceTask(t engine.Task) (*asynq.Task, error) {
 	p := AdvancePayload{OrderID: t.InstanceID}
 	if h := t.Hint; h != nil {
-		p.Hint = &HintPayload{Workflow: h.Workflow, Version: h.Version, State: h.State, Rev: h.Rev, Input: h.Input}
+		p.Hint = &HintPayload{Workflow: h.Workflow, Version: h.Version, State: h.State, Rev: h.Rev, Input: h.Input, Fingerprint: h.Fingerprint}
 		if h.Priority != "" && h.Priority != statemachine.PriorityNormal {
 			p.Hint.Priority = string(h.Priority)
 		}
@@ -104,7 +106,8 @@ func (h *Handler) HandleAdvanceTask(ctx context.Context, t *asynq.Task) error {
 	opt.TaskID, _ = asynq.GetTaskID(ctx)
 	if hp := p.Hint; hp != nil {
 		prio, _ := statemachine.ParsePriority(hp.Priority)
-		opt.Hint = &engine.Hint{Workflow: hp.Workflow, Version: hp.Version, State: hp.State, Rev: hp.Rev, Input: hp.Input, Priority: prio}
+		opt.Hint = &engine.Hint{Workflow: hp.Workflow, Version: hp.Version, State: hp.State, Rev: hp.Rev, Input: hp.Input, Priority: prio,
+			Fingerprint: hp.Fingerprint}
 		if hp.At > 0 {
 			opt.Hint.At = time.UnixMilli(hp.At)
 		}

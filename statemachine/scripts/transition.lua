@@ -26,14 +26,17 @@
 -- ARGV[9]  the instance ID, the message of that notification
 -- ARGV[10] with ARGV[7]: how long the incarnation counter outlives the
 --          record, in seconds
--- ARGV[11 ..] field/value pairs to set: st, stt, rev, ut and the step's
+-- ARGV[11] the input fingerprint the writer expects, or "" to not check:
+--          a first task's hinted write must be about the order it was
+--          queued for, not a later order under the same ID
+-- ARGV[12 ..] field/value pairs to set: st, stt, rev, ut and the step's
 --          fields ("" clears a field)
 --
 -- Returns {1, history_length, lease_expiry_ms, incarnation} on success, or
 --         {0, state, revision, lease_token, lease_expiry_ms} when the
 --         compare fails and nothing was written.
-local cur = redis.call("HMGET", KEYS[1], "st", "rev", "lt", "lu", "w", "inc")
-local ok = cur[1] == ARGV[1] and cur[2] == ARGV[2]
+local cur = redis.call("HMGET", KEYS[1], "st", "rev", "lt", "lu", "w", "inc", "fp")
+local ok = cur[1] == ARGV[1] and cur[2] == ARGV[2] and (ARGV[11] == "" or cur[7] == ARGV[11])
 local now = nil
 local function clock()
   if not now then
@@ -53,7 +56,7 @@ end
 if not ok then
   return {0, cur[1] or "", tonumber(cur[2] or "0"), cur[3] or "", tonumber(cur[4] or "0")}
 end
-redis.call("HSET", KEYS[1], unpack(ARGV, 11))
+redis.call("HSET", KEYS[1], unpack(ARGV, 12))
 local until_ms = tonumber(cur[4] or "0")
 if ARGV[5] == "0" then
   redis.call("HSET", KEYS[1], "lt", "", "lu", "0")
