@@ -138,3 +138,32 @@ func TestSimulatorWarehouseReleaseOnce(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, status)
 	})
 }
+
+// A release that read a reservation before it was written names the wrong
+// stock: the script refuses it, changing nothing, for the release to read
+// the reservation again.
+func TestSimulatorReleaseRefusesStaleReservation(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setupSim(t, r, simOpts{cfg: SimConfig{InitialStock: 4}})
+		ctx := t.Context()
+		res, err := reserveAt(t, b.set, "o1", "east", Item{SKU: "a", Qty: 1})
+		require.NoError(t, err)
+
+		k := inventoryKeys
+		g := scriptGuard{provider: ProviderInventory, keys: []string{k.answer(OpRelease, "o1:release:east"), k.inProgress(OpRelease, "o1:release:east")},
+			args: []any{"", flag(false), inProgressBody}}
+		for _, stale := range []struct{ order, wh string }{{"o1", ""}, {"o9", "east"}} {
+			a, err := b.sim.runAnswer(ctx, releaseScript, g,
+				[]string{k.reservation(res), k.stock(stale.wh), k.ledger(), k.orderLedger(stale.order)},
+				releasedBody, `{}`, flag(false), stale.order, stale.wh)
+			require.NoError(t, err)
+			require.Equal(t, answer{status: 0, body: "stale"}, a, "%+v", stale)
+		}
+		require.Equal(t, 3, b.stockAt(t, "east", "a"))
+		require.Len(t, b.all(t, ProviderInventory), 1, "nothing released")
+
+		require.NoError(t, b.set.Inventory.Release(ctx, ReleaseRequest{IdempotencyKey: "o1:release:east", OrderID: "o1", ReservationID: res}))
+		require.Equal(t, 4, b.stockAt(t, "east", "a"))
+	})
+}
