@@ -4,9 +4,12 @@
 // it; the chaos harness ends with it.
 //
 //   - A completed order has exactly one reservation, one charge and one
-//     shipment, and no refund and no release (completed_effects).
+//     shipment, and no refund and no release (completed_effects). With
+//     several warehouses, exactly one reservation is not released, at one
+//     warehouse: the others were released where they were made.
 //   - A failed or cancelled order has a refund for every charge and a release
-//     for every reservation, and has not shipped (compensated_effects).
+//     for every reservation, at its warehouse, and has not shipped
+//     (compensated_effects).
 //   - No order stays unfinished longer than a bound (unfinished_too_long).
 //   - No idempotency key was applied twice (key_applied_twice).
 //   - No effect belongs to an order that does not exist: an order answered
@@ -30,6 +33,9 @@
 // not exist. What it holds is one batch, the counts, and the IDs of the
 // orphans it reported, never every order or every effect. Run collects the
 // violations into a Report.
+//
+// The risk agent's assessments are read and counted (Report.Effects) but
+// are no effects: they change nothing outside, and no rule counts them.
 //
 // The ledgers are the simulators' (package providers). With real providers,
 // their own records take that place (Config.Ledger).

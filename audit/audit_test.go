@@ -44,6 +44,7 @@ func setup(t *testing.T, r *redistest.Instance) *testBundle {
 	t.Cleanup(func() { srv.Close(); sim.Close() })
 	set, err := providers.NewHTTP(providers.HTTPConfig{
 		InventoryURL: srv.URL + "/inventory", PaymentURL: srv.URL + "/payment", ShippingURL: srv.URL + "/shipping",
+		RiskURL: srv.URL + "/risk",
 	})
 	require.NoError(t, err)
 	def, err := statemachine.NewOrderRegistry().Get(statemachine.OrderWorkflow, 1)

@@ -23,19 +23,19 @@ func (a *auditor) checkOrder(s *statemachine.Summary, entries []providers.Ledger
 		}
 		current = append(current, e)
 	}
+	current = effectsOf(current)
 	out := doubleKeys(s.ID, current)
 	ops := opCounts(current)
 	n := func(op string) int { return ops[op] }
+	stock := stockOf(current)
 	switch s.Status {
 	case statemachine.StatusCompleted:
-		if n(providers.OpReserve) != 1 || n(providers.OpCharge) != 1 || n(providers.OpShip) != 1 ||
-			n(providers.OpRefund) != 0 || n(providers.OpRelease) != 0 {
-			out = append(out, Violation{Rule: RuleCompleted, OrderID: s.ID, Detail: describe(ops)})
+		if !stock.heldOnce(ops) || n(providers.OpCharge) != 1 || n(providers.OpShip) != 1 || n(providers.OpRefund) != 0 {
+			out = append(out, Violation{Rule: RuleCompleted, OrderID: s.ID, Detail: describe(ops, stock)})
 		}
 	case statemachine.StatusFailed, statemachine.StatusCancelled:
-		if n(providers.OpRefund) != n(providers.OpCharge) || n(providers.OpRelease) != n(providers.OpReserve) ||
-			n(providers.OpShip) != 0 {
-			out = append(out, Violation{Rule: RuleCompensated, OrderID: s.ID, Detail: string(s.Status) + ": " + describe(ops)})
+		if n(providers.OpRefund) != n(providers.OpCharge) || !stock.allReleased(ops) || n(providers.OpShip) != 0 {
+			out = append(out, Violation{Rule: RuleCompensated, OrderID: s.ID, Detail: string(s.Status) + ": " + describe(ops, stock)})
 		}
 	default:
 		if age := a.cfg.Now.Sub(s.Created); age > a.cfg.MaxRunning {
@@ -53,13 +53,26 @@ func (a *auditor) checkOrder(s *statemachine.Summary, entries []providers.Ledger
 // checkOrphan counts the ledger entries of an order that does not exist and
 // returns its violations.
 func (a *auditor) checkOrphan(id string, entries []providers.LedgerEntry) []Violation {
-	if len(entries) == 0 {
-		return nil // its entries went away since the scan met them
-	}
 	a.count(entries)
+	entries = effectsOf(entries)
+	if len(entries) == 0 {
+		return nil // its effects went away since the scan met them
+	}
 	out := doubleKeys(id, entries)
 	return append(out, Violation{Rule: RuleOrphan, OrderID: id,
-		Detail: "effects for an order that does not exist: " + describe(opCounts(entries))})
+		Detail: "effects for an order that does not exist: " + describe(opCounts(entries), stockOf(entries))})
+}
+
+// effectsOf returns the entries that are effects: all but the risk
+// agent's assessments, which change nothing outside.
+func effectsOf(entries []providers.LedgerEntry) []providers.LedgerEntry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if e.Op != providers.OpAssess {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // doubleKeys returns a violation for each idempotency key applied more than
@@ -91,7 +104,11 @@ func opCounts(entries []providers.LedgerEntry) map[string]int {
 	return ops
 }
 
-func describe(ops map[string]int) string {
-	return fmt.Sprintf("reserve %d, charge %d, ship %d, refund %d, release %d",
+func describe(ops map[string]int, st stock) string {
+	d := fmt.Sprintf("reserve %d, charge %d, ship %d, refund %d, release %d",
 		ops[providers.OpReserve], ops[providers.OpCharge], ops[providers.OpShip], ops[providers.OpRefund], ops[providers.OpRelease])
+	if st.perWarehouse {
+		d += "; still reserved at: " + st.describeHeld()
+	}
+	return d
 }

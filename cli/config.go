@@ -120,26 +120,38 @@ func (d *durabilityFlag) config() (statemachine.Durability, error) {
 
 // providerFlags are the provider URLs of a worker.
 type providerFlags struct {
-	payment, inventory, shipping string
-	timeout                      time.Duration
+	payment, inventory, shipping, risk string
+	timeout                            time.Duration
 }
 
 func (p *providerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.payment, "payment-url", "", "payment provider base URL")
 	fs.StringVar(&p.inventory, "inventory-url", "", "inventory provider base URL")
 	fs.StringVar(&p.shipping, "shipping-url", "", "shipping provider base URL")
+	fs.StringVar(&p.risk, "risk-url", "", "risk-assessment agent base URL (workflow v2; without it, risk assessments fail)")
 	fs.DurationVar(&p.timeout, "provider-timeout", 5*time.Second, "timeout of every provider call")
 }
 
 func (p *providerFlags) config() providers.HTTPConfig {
-	return providers.HTTPConfig{InventoryURL: p.inventory, PaymentURL: p.payment, ShippingURL: p.shipping, Timeout: p.timeout}
+	return providers.HTTPConfig{InventoryURL: p.inventory, PaymentURL: p.payment, ShippingURL: p.shipping, RiskURL: p.risk, Timeout: p.timeout}
 }
 
-// simFlags are the simulators' fault knobs, one set per provider.
+// defaultSimShippingDuration is how long a simulated long-running shipment
+// takes by default (--shipping-duration).
+const defaultSimShippingDuration = 3 * time.Second
+
+// simFlags are the simulators' fault knobs, one set per provider, and the
+// knobs of one provider each: risk's decision rules, inventory's
+// warehouses out of stock, shipping's shipment duration.
 type simFlags struct {
 	faults       map[string]*faultFlags
 	initialStock int
 	seed         uint64
+
+	riskReviewCustomers, riskRejectCustomers listFlag
+	riskReviewAbove, riskRejectAbove         int64
+	outOfStockWarehouses                     listFlag
+	shippingDuration                         time.Duration
 }
 
 type faultFlags struct {
@@ -151,7 +163,7 @@ type faultFlags struct {
 
 func (s *simFlags) register(fs *flag.FlagSet) {
 	s.faults = map[string]*faultFlags{}
-	for _, p := range []string{providers.ProviderInventory, providers.ProviderPayment, providers.ProviderShipping} {
+	for _, p := range []string{providers.ProviderInventory, providers.ProviderPayment, providers.ProviderShipping, providers.ProviderRisk} {
 		f := &faultFlags{}
 		s.faults[p] = f
 		fs.Float64Var(&f.failureRate, p+"-failure-rate", 0, "sim: share of "+p+" calls answered 503 without effect (0..1)")
@@ -159,14 +171,23 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 		fs.Float64Var(&f.timeoutRate, p+"-timeout-rate", 0, "sim: share of "+p+" calls whose effect is applied but whose answer is lost (0..1)")
 		fs.Float64Var(&f.rateLimitRate, p+"-rate-limit-rate", 0, "sim: share of "+p+" calls answered 429 (0..1)")
 		fs.DurationVar(&f.retryAfter, p+"-retry-after", time.Second, "sim: Retry-After of "+p+"'s 429 answers")
-		fs.Var(&f.declineCustomers, p+"-decline-customers", "sim: customers "+p+" declines permanently (comma-separated)")
-		fs.Var(&f.declineSKUs, p+"-decline-skus", "sim: SKUs "+p+" declines permanently (comma-separated)")
+		if p != providers.ProviderRisk { // the agent has no decline
+			fs.Var(&f.declineCustomers, p+"-decline-customers", "sim: customers "+p+" declines permanently (comma-separated)")
+			fs.Var(&f.declineSKUs, p+"-decline-skus", "sim: SKUs "+p+" declines permanently (comma-separated)")
+		}
 		fs.Float64Var(&f.inProgressRate, p+"-in-progress-rate", 0, "sim: share of new "+p+" keys held in progress, answered 409 idempotency_key_in_use meanwhile (0..1)")
 		fs.DurationVar(&f.inProgressHold, p+"-in-progress-hold", providers.DefaultInProgressHold, "sim: how long "+p+" holds a key in progress before applying its effect")
 		fs.Float64Var(&f.strayRate, p+"-stray-rate", 0, "sim: share of "+p+" calls answered 401 or 404 without effect (0..1)")
 		fs.Var(&f.broken, p+"-broken", "sim: contract breaches for proving the audit, comma-separated: ignore-keys, apply-declines, drop-compensations")
 	}
-	fs.IntVar(&s.initialStock, "sim-initial-stock", 0, "sim: stock of every SKU before its first reservation; 0 is unlimited")
+	fs.Var(&s.riskReviewCustomers, "risk-review-customers", "sim: customers whose orders the risk agent sends to review (comma-separated)")
+	fs.Var(&s.riskRejectCustomers, "risk-reject-customers", "sim: customers whose orders the risk agent rejects (comma-separated)")
+	fs.Int64Var(&s.riskReviewAbove, "risk-review-above", 0, "sim: amount_cents above which the risk agent sends orders to review; 0 is off")
+	fs.Int64Var(&s.riskRejectAbove, "risk-reject-above", 0, "sim: amount_cents above which the risk agent rejects orders (reject wins over review); 0 is off")
+	fs.Var(&s.outOfStockWarehouses, "inventory-out-of-stock-warehouses", "sim: warehouses that answer every reservation out_of_stock (comma-separated)")
+	fs.DurationVar(&s.shippingDuration, "shipping-duration", defaultSimShippingDuration,
+		"sim: how long a shipment asked for with Prefer: respond-async takes, answered 202 and progressing meanwhile; 0 ships at once")
+	fs.IntVar(&s.initialStock, "sim-initial-stock", 0, "sim: stock of every SKU at each warehouse before its first reservation; 0 is unlimited")
 	fs.Uint64Var(&s.seed, "sim-seed", 0, "sim: seed of the fault dice; 0 is random")
 }
 
@@ -183,8 +204,12 @@ func (s *simFlags) config() (providers.SimConfig, error) {
 	}
 	c := providers.SimConfig{
 		Inventory: mk(providers.ProviderInventory), Payment: mk(providers.ProviderPayment), Shipping: mk(providers.ProviderShipping),
-		InitialStock: s.initialStock, Seed: s.seed,
+		Risk: mk(providers.ProviderRisk), InitialStock: s.initialStock, Seed: s.seed,
 	}
+	c.Inventory.OutOfStockWarehouses = s.outOfStockWarehouses
+	c.Shipping.ShipmentDuration = s.shippingDuration
+	c.Risk.ReviewCustomers, c.Risk.RejectCustomers = s.riskReviewCustomers, s.riskRejectCustomers
+	c.Risk.ReviewAboveCents, c.Risk.RejectAboveCents = s.riskReviewAbove, s.riskRejectAbove
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}
 	}

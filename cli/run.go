@@ -225,7 +225,8 @@ func runSim(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("simulators listening", "inventory", p.URL()+"/inventory", "payment", p.URL()+"/payment", "shipping", p.URL()+"/shipping")
+	log.Info("simulators listening", "inventory", p.URL()+"/inventory", "payment", p.URL()+"/payment", "shipping", p.URL()+"/shipping",
+		"risk", p.URL()+"/risk")
 	return waitAndShutdown(ctx, log, *shutdownTimeout, p.Shutdown)
 }
 

@@ -21,7 +21,7 @@ const DefaultHTTPTimeout = 5 * time.Second
 // more it drains so that the connection can be reused.
 const maxAnswerBytes = 64 << 10
 
-// HTTPConfig configures the HTTP clients of the three providers.
+// HTTPConfig configures the HTTP clients of the providers.
 type HTTPConfig struct {
 	// InventoryURL is the inventory provider's base URL; it may carry a
 	// path prefix, as in http://127.0.0.1:8081/inventory. Required.
@@ -30,6 +30,10 @@ type HTTPConfig struct {
 	PaymentURL string
 	// ShippingURL is the shipping provider's base URL. Required.
 	ShippingURL string
+	// RiskURL is the risk-assessment agent's base URL (workflow v2).
+	// Default: none, and every Assess call then fails with
+	// ErrNoRiskProvider.
+	RiskURL string
 	// Timeout bounds each call, answer included. Default: DefaultHTTPTimeout
 	// (5s).
 	Timeout time.Duration
@@ -62,6 +66,11 @@ func (c HTTPConfig) validate() error {
 			return fmt.Errorf("providers: HTTPConfig.%s: %w", f.name, err)
 		}
 	}
+	if c.RiskURL != "" {
+		if err := validateBaseURL(c.RiskURL); err != nil {
+			return fmt.Errorf("providers: HTTPConfig.RiskURL: %w", err)
+		}
+	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("providers: HTTPConfig.Timeout must be positive, got %v", c.Timeout)
 	}
@@ -85,9 +94,10 @@ func validateBaseURL(s string) error {
 	return nil
 }
 
-// NewHTTP returns the three providers as HTTP clients of the contract in
+// NewHTTP returns the providers as HTTP clients of the contract in
 // PROVIDERS.md. A client never retries: it classifies each answer as an
-// *Error, and the engine decides.
+// *Error, and the engine decides. Set.Risk is never nil: without a RiskURL
+// its calls fail with ErrNoRiskProvider.
 func NewHTTP(cfg HTTPConfig) (Set, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -99,15 +109,16 @@ func NewHTTP(cfg HTTPConfig) (Set, error) {
 		inventory: strings.TrimRight(cfg.InventoryURL, "/"),
 		payment:   strings.TrimRight(cfg.PaymentURL, "/"),
 		shipping:  strings.TrimRight(cfg.ShippingURL, "/"),
+		risk:      strings.TrimRight(cfg.RiskURL, "/"),
 	}
-	return Set{Inventory: c, Payment: c, Shipping: c}, nil
+	return Set{Inventory: c, Payment: c, Shipping: c, Risk: c}, nil
 }
 
-// httpClient implements Inventory, Payment and Shipping over HTTP.
+// httpClient implements Inventory, Payment, Shipping and Risk over HTTP.
 type httpClient struct {
-	hc                           *http.Client
-	timeout                      time.Duration
-	inventory, payment, shipping string
+	hc                                 *http.Client
+	timeout                            time.Duration
+	inventory, payment, shipping, risk string
 }
 
 // httpAnswer holds every field a provider answers with.
@@ -120,6 +131,13 @@ type httpAnswer struct {
 	// refund; absent otherwise.
 	Refunded *bool  `json:"refunded"`
 	Error    string `json:"error"`
+	// Decision and Reason answer an assessment.
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	// ShipmentID, Status and Progress describe a long-running shipment.
+	ShipmentID string `json:"shipment_id"`
+	Status     string `json:"status"`
+	Progress   int    `json:"progress"`
 }
 
 // carries returns an ID picker for post: a success must carry a non-empty
@@ -179,54 +197,89 @@ func (c *httpClient) Ship(ctx context.Context, r ShipRequest) (string, error) {
 // success carries, and reports false when the success lacks what it must
 // carry; nil means a success carries nothing.
 func (c *httpClient) post(ctx context.Context, provider, op, u, key string, body any, idFunc func(*httpAnswer) (string, bool)) (string, error) {
-	fail := func(status int, err error) *Error {
-		return &Error{Provider: provider, Op: op, Status: status, Err: err}
-	}
-	payload, err := json.Marshal(body)
+	x := exchange{provider: provider, op: op, method: http.MethodPost, url: u, key: key, body: body}
+	status, a, decodeErr, err := c.send(ctx, x)
 	if err != nil {
-		return "", fail(0, fmt.Errorf("encoding request: %w", err))
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
-	if err != nil {
-		return "", fail(0, fmt.Errorf("building request: %w", err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return "", fail(0, err)
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
-		_ = resp.Body.Close()
-	}()
-	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	var a httpAnswer
-	decodeErr := cmp.Or(readErr, json.Unmarshal(data, &a))
-
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := fail(resp.StatusCode, nil)
-		e.Code = a.Error
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return "", e
+		return "", err
 	}
 	// A success whose answer cannot be read applied its effect, but the ID
 	// is lost: that is as ambiguous as no answer, and a retry with the same
 	// key reads the answer again.
 	if decodeErr != nil && idFunc != nil {
-		return "", fail(0, fmt.Errorf("reading %d answer: %w", resp.StatusCode, decodeErr))
+		return "", x.fail(0, fmt.Errorf("reading %d answer: %w", status, decodeErr))
 	}
 	if idFunc == nil {
 		return "", nil
 	}
 	id, ok := idFunc(&a)
 	if !ok {
-		return "", fail(0, fmt.Errorf("%d answer carries no ID", resp.StatusCode))
+		return "", x.fail(0, fmt.Errorf("%d answer carries no ID", status))
 	}
 	return id, nil
+}
+
+// exchange is one request to a provider.
+type exchange struct {
+	provider, op string
+	method, url  string
+	// key is the Idempotency-Key, or "" for none (a read).
+	key string
+	// body is sent as JSON; nil sends none.
+	body any
+	// prefer is the Prefer header, or "".
+	prefer string
+}
+
+// fail returns the *Error of x with status and err.
+func (x exchange) fail(status int, err error) *Error {
+	return &Error{Provider: x.provider, Op: x.op, Status: status, Err: err}
+}
+
+// send sends x and returns the status of a 2xx answer with the answer
+// decoded, and decodeErr when its body could not be read or decoded, for
+// the caller to judge. Every other outcome is an *Error: no answer, or a
+// status other than 2xx with the answer's error code and Retry-After.
+func (c *httpClient) send(ctx context.Context, x exchange) (status int, a httpAnswer, decodeErr, err error) {
+	var payload io.Reader
+	if x.body != nil {
+		b, err := json.Marshal(x.body)
+		if err != nil {
+			return 0, a, nil, x.fail(0, fmt.Errorf("encoding request: %w", err))
+		}
+		payload = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, x.method, x.url, payload)
+	if err != nil {
+		return 0, a, nil, x.fail(0, fmt.Errorf("building request: %w", err))
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if x.key != "" {
+		req.Header.Set("Idempotency-Key", x.key)
+	}
+	if x.prefer != "" {
+		req.Header.Set("Prefer", x.prefer)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, a, nil, x.fail(0, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
+		_ = resp.Body.Close()
+	}()
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	decodeErr = cmp.Or(readErr, json.Unmarshal(data, &a))
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := x.fail(resp.StatusCode, nil)
+		e.Code = a.Error
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return 0, a, nil, e
+	}
+	return resp.StatusCode, a, decodeErr, nil
 }

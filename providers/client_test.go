@@ -163,6 +163,8 @@ func callOp(ctx context.Context, set Set, op string) error {
 		_, err = set.Payment.Refund(ctx, RefundRequest{IdempotencyKey: "o1:refund", OrderID: "o1", TransactionID: "t1"})
 	case OpShip:
 		_, err = set.Shipping.Ship(ctx, ShipRequest{IdempotencyKey: "o1:ship", OrderID: "o1"})
+	case OpAssess:
+		_, err = set.Risk.Assess(ctx, AssessRequest{IdempotencyKey: "o1:assess", OrderID: "o1"})
 	}
 	return err
 }
@@ -171,7 +173,7 @@ func callOp(ctx context.Context, set Set, op string) error {
 var allOps = []struct{ provider, op string }{
 	{ProviderInventory, OpReserve}, {ProviderInventory, OpRelease},
 	{ProviderPayment, OpCharge}, {ProviderPayment, OpRefund},
-	{ProviderShipping, OpShip},
+	{ProviderShipping, OpShip}, {ProviderRisk, OpAssess},
 }
 
 // Every answer PROVIDERS.md names, sent to every operation: a decline is

@@ -42,9 +42,10 @@ const (
 // nothing (408, 429), or ambiguous (Ambiguous: no answer, 5xx, in progress,
 // or Unexpected).
 type Error struct {
-	// Provider is "inventory", "payment" or "shipping".
+	// Provider is "inventory", "payment", "shipping" or "risk".
 	Provider string
-	// Op is the operation, such as "charge".
+	// Op is the operation, such as "charge", or OpTrack for following a
+	// shipment.
 	Op string
 	// Status is the HTTP status, or 0 when no answer came (timeout,
 	// connection error) or a success answer could not be read.

@@ -8,13 +8,13 @@ import (
 	"time"
 )
 
-// InProcess implements Inventory, Payment and Shipping in memory, with no
-// latency, for benchmarks and tests. Like a real provider it answers a
-// repeated idempotency key with its first result and applies nothing twice.
-// It is safe for concurrent use.
+// InProcess implements Inventory, Payment, Shipping and Risk in memory,
+// with no latency, for benchmarks and tests. Like a real provider it
+// answers a repeated idempotency key with its first result and applies
+// nothing twice. It is safe for concurrent use.
 //
-// The decline fields must be set before the first call and not changed
-// afterwards.
+// The decline, rule and duration fields must be set before the first call
+// and not changed afterwards.
 type InProcess struct {
 	// DeclineCustomers makes payment decline these customers' charges with
 	// a permanent 402 card_declined. Default: none.
@@ -28,17 +28,33 @@ type InProcess struct {
 	// UndeliverableCustomers makes shipping refuse these customers'
 	// shipments with a permanent 422 undeliverable. Default: none.
 	UndeliverableCustomers map[string]bool
+	// OutOfStockWarehouses makes inventory refuse reservations at these
+	// warehouses with a permanent 409 out_of_stock. Default: none.
+	OutOfStockWarehouses map[string]bool
+	// ShipmentDuration is how long a shipment started by ShipAsync takes
+	// to deliver, progressing meanwhile; an undeliverable one fails when it
+	// would be picked up. 0 ships at once, as Ship does. Default 0.
+	ShipmentDuration time.Duration
+	// ReviewCustomers and RejectCustomers make the risk assessment of
+	// these customers' orders review and reject. Default: none.
+	ReviewCustomers, RejectCustomers map[string]bool
+	// ReviewAboveCents and RejectAboveCents make the risk assessment of
+	// orders above these amounts review and reject; 0 is off. A reject
+	// rule wins over a review rule, and no rule matching approves. Default
+	// 0.
+	ReviewAboveCents, RejectAboveCents int64
 	// Latency is added to every call, to model a provider a worker waits
 	// on (benchmarks of horizontal scaling). Default 0.
 	Latency time.Duration
 
-	mu       sync.Mutex
-	seq      uint64
-	answers  [opCount]map[string]inprocAnswer
-	calls    [opCount]int
-	applied  [opCount]int
-	released map[string]bool   // reservation ID -> released
-	refunds  map[string]string // transaction ID -> its refund's ID, "" while unrefunded
+	mu        sync.Mutex
+	seq       uint64
+	answers   [opCount]map[string]inprocAnswer
+	calls     [opCount]int
+	applied   [opCount]int
+	released  map[string]bool            // reservation ID -> released
+	refunds   map[string]string          // transaction ID -> its refund's ID, "" while unrefunded
+	shipments map[string]*inprocShipment // shipment ID -> the shipment
 }
 
 // The operations as array indexes.
@@ -48,6 +64,7 @@ const (
 	opCharge
 	opRefund
 	opShip
+	opAssess
 	opCount
 )
 
@@ -57,12 +74,17 @@ var opIndex = map[string]int{
 	OpCharge:  opCharge,
 	OpRefund:  opRefund,
 	OpShip:    opShip,
+	OpAssess:  opAssess,
 }
 
 // inprocAnswer is the first result given to one idempotency key.
 type inprocAnswer struct {
 	id  string
 	err *Error
+	// assessment is an assessment's answer.
+	assessment Assessment
+	// shipment is the shipment ShipAsync started, if it did.
+	shipment *inprocShipment
 	// noEffect marks a success that applied nothing, such as a refund of
 	// an unknown transaction.
 	noEffect bool
@@ -70,15 +92,15 @@ type inprocAnswer struct {
 
 // NewInProcess returns an empty in-process provider set.
 func NewInProcess() *InProcess {
-	p := &InProcess{released: make(map[string]bool), refunds: make(map[string]string)}
+	p := &InProcess{released: make(map[string]bool), refunds: make(map[string]string), shipments: make(map[string]*inprocShipment)}
 	for i := range p.answers {
 		p.answers[i] = make(map[string]inprocAnswer)
 	}
 	return p
 }
 
-// Set returns p as all three providers.
-func (p *InProcess) Set() Set { return Set{Inventory: p, Payment: p, Shipping: p} }
+// Set returns p as all the providers.
+func (p *InProcess) Set() Set { return Set{Inventory: p, Payment: p, Shipping: p, Risk: p} }
 
 // Applied returns how many times op's effect was applied: repeated keys,
 // declines, no-op releases and no-op refunds do not count.
@@ -100,10 +122,12 @@ func (p *InProcess) count(counts *[opCount]int, op string) int {
 // Reserve implements Inventory.
 func (p *InProcess) Reserve(ctx context.Context, r ReserveRequest) (string, error) {
 	return p.do(ctx, opReserve, r.IdempotencyKey, func() inprocAnswer {
+		outOfStock := p.OutOfStockWarehouses[r.Warehouse]
 		for _, it := range r.Items {
-			if p.OutOfStockSKUs[it.SKU] {
-				return inprocDecline(ProviderInventory, OpReserve, http.StatusConflict, CodeOutOfStock)
-			}
+			outOfStock = outOfStock || p.OutOfStockSKUs[it.SKU]
+		}
+		if outOfStock {
+			return inprocDecline(ProviderInventory, OpReserve, http.StatusConflict, CodeOutOfStock)
 		}
 		id := p.newID("res_")
 		p.released[id] = false
@@ -169,33 +193,50 @@ func (p *InProcess) Refund(ctx context.Context, r RefundRequest) (string, error)
 	})
 }
 
-// Ship implements Shipping.
+// Ship implements Shipping. Under a key that started a long-running
+// shipment (ShipAsync) it returns its tracking number once delivered,
+// and 409 in progress before.
 func (p *InProcess) Ship(ctx context.Context, r ShipRequest) (string, error) {
-	return p.do(ctx, opShip, r.IdempotencyKey, func() inprocAnswer {
-		undeliverable := p.UndeliverableCustomers[r.CustomerID]
-		for _, it := range r.Items {
-			undeliverable = undeliverable || p.UndeliverableSKUs[it.SKU]
-		}
-		if undeliverable {
+	a, err := p.answer(ctx, opShip, r.IdempotencyKey, func() inprocAnswer {
+		if p.undeliverable(r) {
 			return inprocDecline(ProviderShipping, OpShip, http.StatusUnprocessableEntity, CodeUndeliverable)
 		}
 		return inprocAnswer{id: p.newID("trk_")}
 	})
+	if err != nil || a.shipment == nil {
+		return a.id, err
+	}
+	s := p.shipmentNow(a.shipment)
+	switch {
+	case s.Status == ShipmentDelivered:
+		return s.TrackingNumber, nil
+	case s.Undeliverable():
+		return "", &Error{Provider: ProviderShipping, Op: OpShip, Status: http.StatusUnprocessableEntity, Code: CodeUndeliverable}
+	}
+	return "", &Error{Provider: ProviderShipping, Op: OpShip, Status: http.StatusConflict, Code: CodeInProgress}
 }
 
-// do answers one call: the stored answer for a key seen before, else the
-// one decideFunc gives, which is then stored. decideFunc runs under p.mu.
-func (p *InProcess) do(ctx context.Context, op int, key string, decideFunc func() inprocAnswer) (string, error) {
-	if p.Latency > 0 {
-		t := time.NewTimer(p.Latency)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
+// undeliverable reports whether shipping refuses r.
+func (p *InProcess) undeliverable(r ShipRequest) bool {
+	undeliverable := p.UndeliverableCustomers[r.CustomerID]
+	for _, it := range r.Items {
+		undeliverable = undeliverable || p.UndeliverableSKUs[it.SKU]
 	}
-	if err := ctx.Err(); err != nil {
-		return "", &Error{Provider: opProvider(op), Op: opName(op), Err: err}
+	return undeliverable
+}
+
+// do answers one call with an ID: see answer.
+func (p *InProcess) do(ctx context.Context, op int, key string, decideFunc func() inprocAnswer) (string, error) {
+	a, err := p.answer(ctx, op, key, decideFunc)
+	return a.id, err
+}
+
+// answer answers one call: the stored answer for a key seen before, else
+// the one decideFunc gives, which is then stored. decideFunc runs under
+// p.mu. A stored decline is returned as the error.
+func (p *InProcess) answer(ctx context.Context, op int, key string, decideFunc func() inprocAnswer) (inprocAnswer, error) {
+	if err := p.pause(ctx); err != nil {
+		return inprocAnswer{}, &Error{Provider: opProvider(op), Op: opName(op), Err: err}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,9 +250,22 @@ func (p *InProcess) do(ctx context.Context, op int, key string, decideFunc func(
 		}
 	}
 	if a.err != nil {
-		return "", a.err
+		return inprocAnswer{}, a.err
 	}
-	return a.id, nil
+	return a, nil
+}
+
+// pause waits for p.Latency, and returns ctx's error when it ends first.
+func (p *InProcess) pause(ctx context.Context) error {
+	if p.Latency > 0 {
+		t := time.NewTimer(p.Latency)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+	return ctx.Err()
 }
 
 // newID returns a fresh ID; p.mu must be held.
@@ -226,7 +280,7 @@ func inprocDecline(provider, op string, status int, code string) inprocAnswer {
 }
 
 func opName(op int) string {
-	return [opCount]string{OpReserve, OpRelease, OpCharge, OpRefund, OpShip}[op]
+	return [opCount]string{OpReserve, OpRelease, OpCharge, OpRefund, OpShip, OpAssess}[op]
 }
 
 func opProvider(op int) string {
@@ -235,6 +289,8 @@ func opProvider(op int) string {
 		return ProviderInventory
 	case opCharge, opRefund:
 		return ProviderPayment
+	case opAssess:
+		return ProviderRisk
 	default:
 		return ProviderShipping
 	}

@@ -1,11 +1,15 @@
 // Package providers holds the clients for the external services an order acts
-// on (inventory, payment and shipping), following the HTTP contract in
+// on (inventory, payment, shipping and the risk-assessment agent), following
+// the HTTP contract in
 // PROVIDERS.md, an in-process implementation of the same interfaces for
 // benchmarks, and the simulators that `orderflow sim` serves.
 //
 // Every call that changes something carries an idempotency key of the form
-// <order_id>:<operation>. A provider that sees a key again answers with its
-// first result and applies nothing twice, so a step may be retried freely.
+// <order_id>:<operation>, or <order_id>:<operation>:<suffix> where an order
+// performs one operation several times by design, such as one reservation
+// per warehouse (IdempotencyKeyFor). A provider that sees a key again
+// answers with its first result and applies nothing twice, so a step may be
+// retried freely.
 package providers
 
 import (
@@ -19,6 +23,7 @@ const (
 	ProviderInventory = "inventory"
 	ProviderPayment   = "payment"
 	ProviderShipping  = "shipping"
+	ProviderRisk      = "risk"
 )
 
 // The operations named in idempotency keys.
@@ -28,10 +33,26 @@ const (
 	OpCharge  = "charge"
 	OpRefund  = "refund"
 	OpShip    = "ship"
+	OpAssess  = "assess"
+	// OpTrack is following a long-running shipment (GET
+	// /shipments/{id}): a read, which carries no idempotency key.
+	OpTrack = "track"
 )
 
 // IdempotencyKey returns the stable key <order_id>:<operation>.
 func IdempotencyKey(orderID, op string) string { return orderID + ":" + op }
+
+// IdempotencyKeyFor returns the stable key <prefix>:<op>, or
+// <prefix>:<op>:<suffix> when suffix is not empty: the key of one of the
+// calls an order makes several times by design, such as
+// <order_id>:reserve:<warehouse>. prefix is the order's key prefix (the
+// order ID, or the ID with its incarnation).
+func IdempotencyKeyFor(prefix, op, suffix string) string {
+	if suffix == "" {
+		return prefix + ":" + op
+	}
+	return prefix + ":" + op + ":" + suffix
+}
 
 // chargeKeyOf returns the charge key a refund key refers to when a refund
 // names no transaction: <prefix>:refund refers to <prefix>:charge. It
@@ -52,6 +73,10 @@ type ReserveRequest struct {
 	IdempotencyKey string `json:"-"`
 	OrderID        string `json:"order_id"`
 	Items          []Item `json:"items"`
+	// Warehouse is where to reserve; empty names the provider's one
+	// default warehouse. With several warehouses the key is
+	// <order_id>:reserve:<warehouse>.
+	Warehouse string `json:"warehouse,omitempty"`
 }
 
 // ReleaseRequest gives reserved stock back.
@@ -119,11 +144,25 @@ type Shipping interface {
 	// Ship returns the tracking number. An undeliverable order is a permanent
 	// *Error with status 422 and code undeliverable.
 	Ship(ctx context.Context, r ShipRequest) (trackingNumber string, err error)
+	// ShipAsync starts a long-running shipment, asking the provider to
+	// answer at once (Prefer: respond-async). It returns the shipment as
+	// accepted, usually pending, to follow with GetShipment; a provider that
+	// ships at once returns it delivered, with its tracking number and no
+	// ID. An undeliverable order is a permanent *Error with status 422 and
+	// code undeliverable. The same key returns the same shipment.
+	ShipAsync(ctx context.Context, r ShipRequest) (Shipment, error)
+	// GetShipment returns a shipment's current status. A shipment that
+	// ended failed, such as undeliverable (Shipment.Undeliverable), is a
+	// Shipment with no error: the caller decides. An unknown ID is an
+	// unexpected *Error (404).
+	GetShipment(ctx context.Context, shipmentID string) (Shipment, error)
 }
 
-// Set bundles the three providers a worker needs.
+// Set bundles the providers a worker needs.
 type Set struct {
 	Inventory Inventory
 	Payment   Payment
 	Shipping  Shipping
+	// Risk is the risk-assessment agent (workflow v2).
+	Risk Risk
 }

@@ -12,11 +12,15 @@ import (
 )
 
 // ErrUnknownProvider is returned for a provider name other than inventory,
-// payment and shipping.
+// payment, shipping and risk.
 var ErrUnknownProvider = errors.New("providers: unknown provider")
 
-// providerNames lists the providers in ledger order.
-var providerNames = []string{ProviderInventory, ProviderPayment, ProviderShipping}
+// providerNames lists the simulated providers in ledger order.
+var providerNames = []string{ProviderInventory, ProviderPayment, ProviderShipping, ProviderRisk}
+
+// effectProviders lists the providers whose calls change the world, in
+// ledger order: every provider but risk, whose assessments change nothing.
+var effectProviders = []string{ProviderInventory, ProviderPayment, ProviderShipping}
 
 // SimConfig configures a Simulator.
 type SimConfig struct {
@@ -26,8 +30,11 @@ type SimConfig struct {
 	Payment Faults
 	// Shipping are the shipping provider's faults. Default none.
 	Shipping Faults
-	// InitialStock is each SKU's stock before its first reservation; 0 or
-	// less leaves stock unlimited. Default 0.
+	// Risk are the risk-assessment agent's faults and decision rules.
+	// Default none: every order is approved.
+	Risk Faults
+	// InitialStock is each SKU's stock at each warehouse before its first
+	// reservation there; 0 or less leaves stock unlimited. Default 0.
 	InitialStock int
 	// Seed seeds the fault dice, for repeatable runs; 0 picks a random
 	// seed. Default 0.
@@ -43,7 +50,7 @@ func (c SimConfig) Validate() error {
 	for _, f := range []struct {
 		name   string
 		faults Faults
-	}{{"Inventory", c.Inventory}, {"Payment", c.Payment}, {"Shipping", c.Shipping}} {
+	}{{"Inventory", c.Inventory}, {"Payment", c.Payment}, {"Shipping", c.Shipping}, {"Risk", c.Risk}} {
 		if err := f.faults.Validate(); err != nil {
 			return fmt.Errorf("providers: SimConfig.%s: %w", f.name, err)
 		}
@@ -51,11 +58,17 @@ func (c SimConfig) Validate() error {
 	return nil
 }
 
-// Simulator serves the inventory, payment and shipping providers of
-// PROVIDERS.md over HTTP, under the path prefixes /inventory, /payment and
-// /shipping, with their ledgers in Redis. Several simulators may share one
-// Redis: each effect is applied once per idempotency key by a Lua script,
-// and a key one simulator holds in progress is in progress to all.
+// Simulator serves the inventory, payment, shipping and risk providers of
+// PROVIDERS.md over HTTP, under the path prefixes /inventory, /payment,
+// /shipping and /risk, with their ledgers in Redis. Several simulators may
+// share one Redis: each effect is applied once per idempotency key by a Lua
+// script, and a key one simulator holds in progress is in progress to all.
+//
+// Inventory keeps stock per warehouse (ReserveRequest.Warehouse); shipping
+// answers a call with Prefer: respond-async 202 and lets the shipment
+// progress over Faults.ShipmentDuration, from a creation time kept in
+// Redis, so that every simulator reports the same; risk decides by the
+// rules of its Faults, and a key keeps its first decision.
 //
 // It is as rude as real providers can be, by Faults: failures, latency,
 // lost responses, 429s, declines, keys held in progress, stray 401s and
@@ -68,7 +81,11 @@ func (c SimConfig) Validate() error {
 //	GET  /{provider}/faults            the provider's faults
 //	PUT  /{provider}/faults            replace them; the body is Faults as JSON
 //	GET  /{provider}/ledger            the provider's ledger entries, optionally ?order_id=
-//	GET  /inventory/stock/{sku}        {"sku","available","limited"}
+//	GET  /inventory/stock/{sku}        {"sku","warehouse","available","limited"}, optionally ?warehouse=
+//
+// and GET /shipping/shipments/{id}, the one read of the contract, which
+// takes the failure, latency, rate-limit, stray and timeout faults but is
+// never held in progress.
 type Simulator struct {
 	rdb          redis.UniversalClient
 	ledger       *Ledger
@@ -102,6 +119,7 @@ func NewSimulator(rdb redis.UniversalClient, cfg SimConfig) *Simulator {
 		ProviderInventory: cfg.Inventory,
 		ProviderPayment:   cfg.Payment,
 		ProviderShipping:  cfg.Shipping,
+		ProviderRisk:      cfg.Risk,
 	} {
 		p := new(atomic.Pointer[faultState])
 		p.Store(newFaultState(f.clamped()))
@@ -118,6 +136,8 @@ func (s *Simulator) routes() {
 	s.mux.HandleFunc("POST /payment/charges", effectHandler(s, ProviderPayment, OpCharge, s.charge))
 	s.mux.HandleFunc("POST /payment/refunds", effectHandler(s, ProviderPayment, OpRefund, s.refund))
 	s.mux.HandleFunc("POST /shipping/shipments", effectHandler(s, ProviderShipping, OpShip, s.ship))
+	s.mux.HandleFunc("GET /shipping/shipments/{id}", readHandler(s, ProviderShipping, s.serveShipment))
+	s.mux.HandleFunc("POST /risk/assessments", effectHandler(s, ProviderRisk, OpAssess, s.assess))
 	s.mux.HandleFunc("GET /{provider}/faults", s.serveGetFaults)
 	s.mux.HandleFunc("PUT /{provider}/faults", s.servePutFaults)
 	s.mux.HandleFunc("GET /{provider}/ledger", s.serveLedger)
@@ -218,17 +238,18 @@ func (s *Simulator) serveLedger(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Simulator) serveStock(w http.ResponseWriter, r *http.Request) {
-	sku := r.PathValue("sku")
-	available, limited, err := s.ledger.Stock(r.Context(), sku)
+	sku, warehouse := r.PathValue("sku"), r.URL.Query().Get("warehouse")
+	available, limited, err := s.ledger.StockAt(r.Context(), warehouse, sku)
 	if err != nil {
 		s.internalError(w, r, "reading stock", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
 		SKU       string `json:"sku"`
+		Warehouse string `json:"warehouse,omitempty"`
 		Available int    `json:"available"`
 		Limited   bool   `json:"limited"`
-	}{sku, available, limited})
+	}{sku, warehouse, available, limited})
 }
 
 // internalError logs err and answers 500 without its details.

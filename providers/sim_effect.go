@@ -39,6 +39,10 @@ var (
 	refundSrc    string
 	refundScript = redis.NewScript(preludeSrc + refundSrc)
 
+	//go:embed scripts/shipment.lua
+	shipmentSrc    string
+	shipmentScript = redis.NewScript(preludeSrc + shipmentSrc)
+
 	//go:embed scripts/hold.lua
 	holdSrc    string
 	holdScript = redis.NewScript(holdSrc)

@@ -44,7 +44,8 @@ type Faults struct {
 	RetryAfter time.Duration
 	// DeclineCustomers are declined permanently: payment answers their
 	// charges 402 card_declined, shipping their shipments 422
-	// undeliverable. Default none.
+	// undeliverable (a long-running one is accepted, and then fails
+	// undeliverable). Default none.
 	DeclineCustomers []string
 	// DeclineSKUs are declined permanently: inventory answers reservations
 	// holding them 409 out_of_stock, shipping answers shipments holding
@@ -71,6 +72,23 @@ type Faults struct {
 	// BrokenApplyDeclines, BrokenDropCompensations, by name, as in
 	// {"broken":["ignore-keys"]}. Default none.
 	Broken []string
+
+	// OutOfStockWarehouses, for inventory, are warehouses that answer
+	// every reservation 409 out_of_stock. Default none.
+	OutOfStockWarehouses []string
+	// ShipmentDuration, for shipping, is how long a shipment asked for
+	// with Prefer: respond-async takes to deliver: it is answered 202 at
+	// once and progresses meanwhile (GET /shipping/shipments/{id}). 0
+	// answers such calls at once, 200, as every other. Default 0.
+	ShipmentDuration time.Duration
+	// ReviewCustomers and RejectCustomers, for risk, are customers whose
+	// orders are assessed review and reject. Default none.
+	ReviewCustomers, RejectCustomers []string
+	// ReviewAboveCents and RejectAboveCents, for risk, make orders whose
+	// amount_cents is above them assessed review and reject; 0 is off. A
+	// reject rule wins over a review rule; no rule matching approves.
+	// Default 0.
+	ReviewAboveCents, RejectAboveCents int64
 }
 
 // WithDefaults returns the faults with their zero durations set to their
@@ -98,9 +116,20 @@ func (f Faults) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Latency", f.Latency}, {"TimeoutHold", f.TimeoutHold}, {"RetryAfter", f.RetryAfter}, {"InProgressHold", f.InProgressHold}} {
+	}{
+		{"Latency", f.Latency}, {"TimeoutHold", f.TimeoutHold}, {"RetryAfter", f.RetryAfter},
+		{"InProgressHold", f.InProgressHold}, {"ShipmentDuration", f.ShipmentDuration},
+	} {
 		if d.v < 0 {
 			return fmt.Errorf("providers: Faults.%s must not be negative, got %v", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{{"ReviewAboveCents", f.ReviewAboveCents}, {"RejectAboveCents", f.RejectAboveCents}} {
+		if n.v < 0 {
+			return fmt.Errorf("providers: Faults.%s must not be negative, got %d", n.name, n.v)
 		}
 	}
 	return validateBroken(f.Broken)
@@ -123,11 +152,15 @@ func (f Faults) clamped() Faults {
 	f.TimeoutHold = max(f.TimeoutHold, 0)
 	f.RetryAfter = max(f.RetryAfter, 0)
 	f.InProgressHold = max(f.InProgressHold, 0)
+	f.ShipmentDuration = max(f.ShipmentDuration, 0)
+	f.ReviewAboveCents = max(f.ReviewAboveCents, 0)
+	f.RejectAboveCents = max(f.RejectAboveCents, 0)
 	f.Broken = knownBroken(f.Broken)
 	return f
 }
 
-// faultsJSON is the JSON form of Faults.
+// faultsJSON is the JSON form of Faults. The fields of one provider only
+// are left out while zero.
 type faultsJSON struct {
 	FailureRate      float64      `json:"failure_rate"`
 	Latency          jsonDuration `json:"latency"`
@@ -141,6 +174,13 @@ type faultsJSON struct {
 	InProgressHold   jsonDuration `json:"in_progress_hold"`
 	StrayRate        float64      `json:"stray_rate"`
 	Broken           []string     `json:"broken"`
+
+	OutOfStockWarehouses []string     `json:"out_of_stock_warehouses,omitempty"`
+	ShipmentDuration     jsonDuration `json:"shipment_duration,omitempty"`
+	ReviewCustomers      []string     `json:"review_customers,omitempty"`
+	RejectCustomers      []string     `json:"reject_customers,omitempty"`
+	ReviewAboveCents     int64        `json:"review_above_cents,omitempty"`
+	RejectAboveCents     int64        `json:"reject_above_cents,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler, writing durations as strings.
@@ -158,6 +198,13 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		InProgressHold:   jsonDuration(f.InProgressHold),
 		StrayRate:        f.StrayRate,
 		Broken:           nonNil(f.Broken),
+
+		OutOfStockWarehouses: f.OutOfStockWarehouses,
+		ShipmentDuration:     jsonDuration(f.ShipmentDuration),
+		ReviewCustomers:      f.ReviewCustomers,
+		RejectCustomers:      f.RejectCustomers,
+		ReviewAboveCents:     f.ReviewAboveCents,
+		RejectAboveCents:     f.RejectAboveCents,
 	})
 }
 
@@ -181,6 +228,13 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		InProgressHold:   time.Duration(j.InProgressHold),
 		StrayRate:        j.StrayRate,
 		Broken:           j.Broken,
+
+		OutOfStockWarehouses: j.OutOfStockWarehouses,
+		ShipmentDuration:     time.Duration(j.ShipmentDuration),
+		ReviewCustomers:      j.ReviewCustomers,
+		RejectCustomers:      j.RejectCustomers,
+		ReviewAboveCents:     j.ReviewAboveCents,
+		RejectAboveCents:     j.RejectAboveCents,
 	}
 	return nil
 }
@@ -224,8 +278,10 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 // changed once built; SetFaults swaps in a new one.
 type faultState struct {
 	Faults
-	customers map[string]bool
-	skus      map[string]bool
+	customers  map[string]bool
+	skus       map[string]bool
+	warehouses map[string]bool // out of stock
+	risk       riskRules
 	// The broken modes.
 	ignoreKeys, applyDeclines, dropCompensations bool
 }
@@ -235,19 +291,29 @@ func newFaultState(f Faults) *faultState {
 	f.DeclineCustomers = slices.Clone(f.DeclineCustomers)
 	f.DeclineSKUs = slices.Clone(f.DeclineSKUs)
 	f.Broken = slices.Clone(f.Broken)
-	s := &faultState{
-		Faults: f, customers: make(map[string]bool), skus: make(map[string]bool),
+	f.OutOfStockWarehouses = slices.Clone(f.OutOfStockWarehouses)
+	f.ReviewCustomers = slices.Clone(f.ReviewCustomers)
+	f.RejectCustomers = slices.Clone(f.RejectCustomers)
+	return &faultState{
+		Faults: f, customers: setOf(f.DeclineCustomers), skus: setOf(f.DeclineSKUs),
+		warehouses: setOf(f.OutOfStockWarehouses),
+		risk: riskRules{
+			reviewCustomers: setOf(f.ReviewCustomers), rejectCustomers: setOf(f.RejectCustomers),
+			reviewAbove: f.ReviewAboveCents, rejectAbove: f.RejectAboveCents,
+		},
 		ignoreKeys:        slices.Contains(f.Broken, BrokenIgnoreKeys),
 		applyDeclines:     slices.Contains(f.Broken, BrokenApplyDeclines),
 		dropCompensations: slices.Contains(f.Broken, BrokenDropCompensations),
 	}
-	for _, c := range f.DeclineCustomers {
-		s.customers[c] = true
+}
+
+// setOf returns the members of list as a set.
+func setOf(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, v := range list {
+		m[v] = true
 	}
-	for _, sku := range f.DeclineSKUs {
-		s.skus[sku] = true
-	}
-	return s
+	return m
 }
 
 // declinesAnySKU reports whether one of items has a declined SKU.

@@ -29,6 +29,9 @@ func opCall(ctx context.Context, set Set, op, order, ref string) (string, error)
 		return set.Payment.Refund(ctx, RefundRequest{IdempotencyKey: key, OrderID: order, TransactionID: ref, AmountCents: 100, Currency: "EUR"})
 	case OpShip:
 		return set.Shipping.Ship(ctx, ShipRequest{IdempotencyKey: key, OrderID: order, ReservationID: ref, Items: items})
+	case OpAssess:
+		a, err := set.Risk.Assess(ctx, AssessRequest{IdempotencyKey: key, OrderID: order, CustomerID: "c", AmountCents: 100, Currency: "EUR", Items: items})
+		return a.Decision, err
 	}
 	panic("unknown op " + op)
 }
@@ -40,6 +43,8 @@ func providerOf(op string) string {
 		return ProviderInventory
 	case OpCharge, OpRefund:
 		return ProviderPayment
+	case OpAssess:
+		return ProviderRisk
 	}
 	return ProviderShipping
 }
@@ -81,7 +86,7 @@ func requireInProgress(t *testing.T, err error, msgAndArgs ...any) {
 // holdAll makes every call of every provider be held in progress for d.
 func holdAll(d time.Duration) SimConfig {
 	f := Faults{InProgressRate: 1, InProgressHold: d}
-	return SimConfig{Inventory: f, Payment: f, Shipping: f}
+	return SimConfig{Inventory: f, Payment: f, Shipping: f, Risk: f}
 }
 
 // One simulator holds a key in progress; another on the same Redis answers

@@ -12,11 +12,16 @@ package providers
 //	{sim:<provider>}:ledger                         list: LedgerEntry JSON, in the order applied
 //	{sim:<provider>}:ledger:order:<order_id>        list: the same entries, for one order
 //	{sim:inventory}:stock                           hash: sku -> units available (limited SKUs only)
+//	                                                at the default warehouse
+//	{sim:inventory}:stock:wh:<warehouse>            the same, at a named warehouse
 //	{sim:inventory}:initial_stock                   string: the last InitialStock > 0 configured
 //	{sim:inventory}:reservation:<reservation_id>    hash: order_id, state (reserved|released),
-//	                                                took:<sku> -> units taken from limited stock
+//	                                                warehouse (when named), took:<sku> -> units
+//	                                                taken from limited stock
 //	{sim:payment}:transaction:<transaction_id>      hash: order_id, refund (the ID of its refund,
 //	                                                once refunded)
+//	{sim:shipping}:shipment:<shipment_id>           hash: order_id, tracking_number, created_ms,
+//	                                                duration_ms, undeliverable ("1" or "0")
 //
 // Nothing else expires: the ledgers are the truth that tests and audits
 // read.
@@ -48,14 +53,23 @@ func (k simKeys) ledger() string { return k.prefix + "ledger" }
 // orderLedger is the provider's list of one order's ledger entries.
 func (k simKeys) orderLedger(orderID string) string { return k.prefix + "ledger:order:" + orderID }
 
-// stock is inventory's hash of available units per limited SKU.
-func (k simKeys) stock() string { return k.prefix + "stock" }
+// stock is inventory's hash of available units per limited SKU at
+// warehouse; "" is the default warehouse.
+func (k simKeys) stock(warehouse string) string {
+	if warehouse == "" {
+		return k.prefix + "stock"
+	}
+	return k.prefix + "stock:wh:" + warehouse
+}
 
 // initialStock holds the initial stock per SKU a simulator last applied.
 func (k simKeys) initialStock() string { return k.prefix + "initial_stock" }
 
 // reservation is inventory's record of one reservation.
 func (k simKeys) reservation(id string) string { return k.prefix + "reservation:" + id }
+
+// shipment is shipping's record of one long-running shipment.
+func (k simKeys) shipment(id string) string { return k.prefix + "shipment:" + id }
 
 // transaction is payment's record of one charge, which lets a refund find
 // it and refund it at most once.

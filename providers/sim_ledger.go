@@ -14,16 +14,19 @@ import (
 
 // LedgerEntry is one effect a simulated provider applied.
 type LedgerEntry struct {
-	// Provider is "inventory", "payment" or "shipping".
+	// Provider is "inventory", "payment", "shipping" or "risk".
 	Provider string `json:"provider"`
-	// Op is the operation: reserve, release, charge, refund or ship.
+	// Op is the operation: reserve, release, charge, refund, ship or
+	// assess. An assessment changes nothing outside: its entry only shows
+	// that the agent was asked, once per key.
 	Op string `json:"op"`
 	// Key is the idempotency key of the call that applied the effect.
 	Key string `json:"key"`
 	// OrderID is the order the effect belongs to.
 	OrderID string `json:"order_id"`
 	// ID is what the effect created: the reservation ID, transaction ID,
-	// refund ID or tracking number; for a release, the reservation ID.
+	// refund ID, tracking number or assessment ID; for a release, the
+	// reservation ID.
 	ID string `json:"id"`
 	// Ref is what the effect refers to: for a refund the transaction ID,
 	// for a shipment the reservation ID.
@@ -32,6 +35,11 @@ type LedgerEntry struct {
 	AmountCents int64 `json:"amount_cents,omitempty"`
 	// Currency is the currency of a charge or refund.
 	Currency string `json:"currency,omitempty"`
+	// Warehouse is the warehouse of a reservation or release, when it
+	// names one; empty at the default warehouse.
+	Warehouse string `json:"warehouse,omitempty"`
+	// Decision is an assessment's decision.
+	Decision string `json:"decision,omitempty"`
 	// At is when the simulator received the call, in UTC.
 	At time.Time `json:"at"`
 }
@@ -51,7 +59,8 @@ type Ledger struct {
 func NewLedger(rdb redis.UniversalClient) *Ledger { return &Ledger{rdb: rdb} }
 
 // ForOrder returns every provider's entries for one order: inventory's,
-// then payment's, then shipping's, each in the order they were applied.
+// then payment's, then shipping's, then risk's, each in the order they were
+// applied.
 func (l *Ledger) ForOrder(ctx context.Context, orderID string) ([]LedgerEntry, error) {
 	pipe := l.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(providerNames))
@@ -73,7 +82,7 @@ func (l *Ledger) ForOrder(ctx context.Context, orderID string) ([]LedgerEntry, e
 
 // ForOrders returns every provider's entries for each of orderIDs, in one
 // pipelined round trip: the value of an order lists inventory's entries,
-// then payment's, then shipping's, as ForOrder does. Every order asked for
+// then payment's, then shipping's, then risk's, as ForOrder does. Every order asked for
 // has a value, empty when no provider has an entry for it.
 func (l *Ledger) ForOrders(ctx context.Context, orderIDs []string) (map[string][]LedgerEntry, error) {
 	out := make(map[string][]LedgerEntry, len(orderIDs))
@@ -117,12 +126,19 @@ func (l *Ledger) All(ctx context.Context, provider string) ([]LedgerEntry, error
 	return l.read(ctx, keysOf(provider).ledger())
 }
 
-// Stock returns the units of sku available for reservation, and whether
-// its stock is limited at all. A SKU no reservation has touched yet reads
-// as the initial stock a simulator last applied, if any.
+// Stock returns the units of sku available for reservation at the default
+// warehouse, and whether its stock is limited at all. A SKU no reservation
+// has touched yet reads as the initial stock a simulator last applied, if
+// any.
 func (l *Ledger) Stock(ctx context.Context, sku string) (available int, limited bool, err error) {
+	return l.StockAt(ctx, "", sku)
+}
+
+// StockAt is Stock at warehouse; "" is the default warehouse. Each
+// warehouse starts with the initial stock.
+func (l *Ledger) StockAt(ctx context.Context, warehouse, sku string) (available int, limited bool, err error) {
 	k := inventoryKeys
-	v, err := l.rdb.HGet(ctx, k.stock(), sku).Result()
+	v, err := l.rdb.HGet(ctx, k.stock(warehouse), sku).Result()
 	if errors.Is(err, redis.Nil) {
 		v, err = l.rdb.Get(ctx, k.initialStock()).Result()
 	}

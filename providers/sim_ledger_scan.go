@@ -13,7 +13,8 @@ import (
 const scanCount = 500
 
 // ScanOrders calls fn once for each order ID that has a ledger entry at any
-// provider, in no particular order, holding about one SCAN batch in memory
+// provider that applies effects (not risk: an assessment changes nothing),
+// in no particular order, holding about one SCAN batch in memory
 // rather than every ID. It stops at the first error fn returns and returns
 // it.
 //
@@ -25,8 +26,8 @@ const scanCount = 500
 // keyspace. Entries appended during the walk may be missed or pass an ID
 // twice, so a caller that needs exact results audits a quiet system.
 func (l *Ledger) ScanOrders(ctx context.Context, fn func(orderID string) error) error {
-	for i, p := range providerNames {
-		if err := l.scanProvider(ctx, p, providerNames[:i], fn); err != nil {
+	for i, p := range effectProviders {
+		if err := l.scanProvider(ctx, p, effectProviders[:i], fn); err != nil {
 			return err
 		}
 	}

@@ -12,12 +12,18 @@ func (r *ShipRequest) check(string) string {
 	return checkItems(r.Items)
 }
 
-// ship serves POST /shipping/shipments.
+// ship serves POST /shipping/shipments: at once, or, for a client that
+// prefers it while Faults.ShipmentDuration is set, as a long-running
+// shipment (shipAsync).
 func (s *Simulator) ship(ctx context.Context, c simCall[*ShipRequest]) (answer, error) {
 	e := c.entry(c.req.OrderID)
 	e.ID = simID("trk_", ProviderShipping, OpShip, c.key)
 	e.Ref = c.req.ReservationID
-	if c.faults.customers[c.req.CustomerID] || c.faults.declinesAnySKU(c.req.Items) {
+	undeliverable := c.faults.customers[c.req.CustomerID] || c.faults.declinesAnySKU(c.req.Items)
+	if c.faults.ShipmentDuration > 0 && prefersAsync(c.r.Header) {
+		return s.shipAsync(ctx, c, e, undeliverable)
+	}
+	if undeliverable {
 		var applied *LedgerEntry
 		if c.faults.applyDeclines {
 			applied = &e

@@ -16,7 +16,7 @@ func TestSimulatorStrayAnswers(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
 		stray := Faults{StrayRate: 1}
-		b := setupSim(t, r, simOpts{cfg: SimConfig{Inventory: stray, Payment: stray, Shipping: stray, InitialStock: 10, Seed: 42}})
+		b := setupSim(t, r, simOpts{cfg: SimConfig{Inventory: stray, Payment: stray, Shipping: stray, Risk: stray, InitialStock: 10, Seed: 42}})
 		clean := setupSim(t, r, simOpts{cfg: SimConfig{InitialStock: 10}})
 		ctx := t.Context()
 		// What the compensations refer to, made where nothing strays.
@@ -66,5 +66,6 @@ func TestSimulatorStrayAnswers(t *testing.T) {
 		require.Len(t, b.all(t, ProviderInventory), 3, "reserve o1, reserve o2, release o1's")
 		require.Len(t, b.all(t, ProviderPayment), 3, "charge o1, charge o2, refund o1's")
 		require.Len(t, b.all(t, ProviderShipping), 1)
+		require.Len(t, b.all(t, ProviderRisk), 1)
 	})
 }

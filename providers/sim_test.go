@@ -53,6 +53,7 @@ func newTestClient(t *testing.T, base string, timeout time.Duration) Set {
 		InventoryURL: base + "/inventory",
 		PaymentURL:   base + "/payment",
 		ShippingURL:  base + "/shipping",
+		RiskURL:      base + "/risk",
 		Timeout:      timeout,
 		Client:       hc,
 	})

@@ -119,7 +119,7 @@ func (d *Dev) URLs() []string {
 		"metrics:   " + d.api.URL() + "/metrics",
 	}
 	if d.sim != nil {
-		out = append(out, "providers: "+d.sim.URL()+" (simulators: /inventory, /payment, /shipping)")
+		out = append(out, "providers: "+d.sim.URL()+" (simulators: /inventory, /payment, /shipping, /risk)")
 	}
 	if d.mini != nil {
 		out = append(out, "redis:     redis://"+d.mini.Addr()+" (embedded miniredis; data is lost on exit)")

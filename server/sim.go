@@ -43,6 +43,7 @@ func (p *SimProcess) HTTPConfig() providers.HTTPConfig {
 		InventoryURL: p.URL() + "/inventory",
 		PaymentURL:   p.URL() + "/payment",
 		ShippingURL:  p.URL() + "/shipping",
+		RiskURL:      p.URL() + "/risk",
 	}
 }
 

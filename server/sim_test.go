@@ -20,13 +20,21 @@ func TestStartSim(t *testing.T) {
 
 		get(t, p.URL()+"/healthz")
 		cfg := p.HTTPConfig()
-		for _, base := range []string{cfg.InventoryURL, cfg.PaymentURL, cfg.ShippingURL} {
-			require.Contains(t, []string{p.URL() + "/inventory", p.URL() + "/payment", p.URL() + "/shipping"}, base)
+		require.Equal(t, p.URL()+"/risk", cfg.RiskURL)
+		for _, base := range []string{cfg.InventoryURL, cfg.PaymentURL, cfg.ShippingURL, cfg.RiskURL} {
+			require.Contains(t, []string{p.URL() + "/inventory", p.URL() + "/payment", p.URL() + "/shipping", p.URL() + "/risk"}, base)
 			get(t, base+"/faults")
 			get(t, base+"/ledger")
 		}
 		require.NotEqual(t, cfg.InventoryURL, cfg.PaymentURL)
 		require.NotEqual(t, cfg.PaymentURL, cfg.ShippingURL)
+
+		// The clients it configures reach the risk agent.
+		set, err := providers.NewHTTP(cfg)
+		require.NoError(t, err)
+		a, err := set.Risk.Assess(t.Context(), providers.AssessRequest{IdempotencyKey: "o1:assess", OrderID: "o1", CustomerID: "c1"})
+		require.NoError(t, err)
+		require.Equal(t, providers.DecisionApprove, a.Decision)
 	})
 }
 

@@ -1,14 +1,15 @@
--- reserve.lua: reserve stock for an order once per idempotency key. A SKU
--- is limited when it has a field in the stock hash, or when ARGV[8] gives an
--- initial stock (the field is then created from it); other SKUs are
--- unlimited. Either every limited SKU has enough units and all are taken,
+-- reserve.lua: reserve stock for an order once per idempotency key, at one
+-- warehouse, from that warehouse's stock hash. A SKU is limited when it has
+-- a field in the stock hash, or when ARGV[8] gives an initial stock (the
+-- field is then created from it); other SKUs are unlimited. Either every limited SKU has enough units and all are taken,
 -- or none is taken and the answer is out_of_stock. (prelude.lua is
 -- prepended.)
 --
 -- KEYS[1], KEYS[2], ARGV[1] to ARGV[3] as in prelude.lua
 -- KEYS[3] the provider's ledger:   {sim:inventory}:ledger
 -- KEYS[4] the order's ledger:      {sim:inventory}:ledger:order:<order_id>
--- KEYS[5] the stock hash:          {sim:inventory}:stock (sku -> units available)
+-- KEYS[5] the warehouse's stock hash: {sim:inventory}:stock[:wh:<warehouse>]
+--         (sku -> units available)
 -- KEYS[6] the initial stock:       {sim:inventory}:initial_stock
 -- KEYS[7] the reservation hash:    {sim:inventory}:reservation:<reservation_id>
 -- ARGV[4] the success body, {"reservation_id": ...}
@@ -19,7 +20,8 @@
 -- ARGV[9] "1" to answer out_of_stock whatever the stock (a decline fault)
 -- ARGV[10] "1" to reserve what there is even when declining (broken mode
 --          apply-declines): the answer stays out_of_stock
--- ARGV[11], ARGV[12], ... pairs of sku and units, each sku once
+-- ARGV[11] the warehouse, or "" for the default one
+-- ARGV[12], ARGV[13], ... pairs of sku and units, each sku once
 --
 -- Returns {status, body}: the first answer given to the key, 200 with the
 -- success body or 409 with the out-of-stock body; or 409 in progress.
@@ -35,7 +37,7 @@ end
 
 local declined = ARGV[9] == '1'
 local limited = {}
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   local available = redis.call('HGET', KEYS[5], ARGV[i])
   if available then
     available = tonumber(available)
@@ -54,6 +56,9 @@ if declined and ARGV[10] ~= '1' then
 end
 
 redis.call('HSET', KEYS[7], 'order_id', ARGV[7], 'state', 'reserved')
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[7], 'warehouse', ARGV[11])
+end
 for _, l in ipairs(limited) do
   local sku = ARGV[l[1]]
   local take = math.max(0, math.min(l[2], tonumber(ARGV[l[1] + 1])))
