@@ -15,6 +15,8 @@ type outcome struct {
 	results map[string]string
 	err     error
 	attempt int
+	// at is when the attempt ended.
+	at time.Time
 }
 
 // retryPlan is a retry the decision scheduled.

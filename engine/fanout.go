@@ -124,7 +124,7 @@ func (r *run) runBranch(ctx context.Context, st *statemachine.State, b string) o
 		r.log.Info("branch failed", "step", st.Step, "branch", b, "attempt", r.inst.Attempts[k], "err", err)
 	}
 	r.e.metrics.step(r.inst.Workflow, st.Step, verdict, time.Since(start))
-	return outcome{results: res, err: err, attempt: r.inst.Attempts[k]}
+	return outcome{results: res, err: err, attempt: r.inst.Attempts[k], at: r.e.store.Now()}
 }
 
 // decideFanout records the branches' outcomes and decides what follows:
@@ -158,7 +158,7 @@ func (r *run) decideFanout(st *statemachine.State, outs map[string]outcome) deci
 		}
 		if kind := kinds[b]; kind != "" {
 			f.BranchOutcome(k, kind)
-			f.BranchAt(k, now)
+			f.BranchAt(k, out.at)
 		}
 	}
 	if sig, ev := pendingSignal(st, r.inst); ev != "" {
@@ -206,7 +206,7 @@ func (r *run) joinInput(st *statemachine.State, outs map[string]outcome, kinds m
 		kind, at := r.inst.BranchOutcome[k], r.inst.BranchAt[k]
 		results := map[string]string{}
 		if nk, ok := kinds[b]; ok {
-			kind, at = nk, now
+			kind, at = nk, outs[b].at
 			for name, v := range outs[b].results {
 				results[name] = v
 			}

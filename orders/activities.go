@@ -1,30 +1,51 @@
 package orders
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/statemachine"
 )
 
-// Activities returns the order workflow's steps, carried out against p. Every
-// call carries the idempotency key <order_id>:<operation>, stable across
-// attempts, processes and workflow versions.
-func Activities(p providers.Set) engine.Activities {
-	a := &activities{p: p}
+// Activities returns the order workflow's steps, of every version, carried
+// out against p. Every call carries the idempotency key
+// <order_id>:<operation>, stable across attempts, processes and workflow
+// versions.
+func Activities(p providers.Set) engine.Activities { return ActivitiesWith(p, Options{}) }
+
+// Options tune the activities. Every field's comment gives its default.
+type Options struct {
+	// ShipmentPoll is how often a followed shipment is polled. Default
+	// DefaultShipmentPoll (500ms).
+	ShipmentPoll time.Duration
+}
+
+// ActivitiesWith is Activities with options.
+func ActivitiesWith(p providers.Set, o Options) engine.Activities {
+	a := &activities{p: p, shipmentPoll: cmp.Or(o.ShipmentPoll, DefaultShipmentPoll)}
 	return engine.Activities{
-		statemachine.StepReserve: a.reserve,
-		statemachine.StepCharge:  a.charge,
-		statemachine.StepShip:    a.ship,
-		statemachine.StepRefund:  a.refund,
-		statemachine.StepRelease: a.release,
+		statemachine.StepReserve:      a.reserve,
+		statemachine.StepCharge:       a.charge,
+		statemachine.StepShip:         a.ship,
+		statemachine.StepRefund:       a.refund,
+		statemachine.StepRelease:      a.release,
+		statemachine.StepAssess:       a.assess,
+		statemachine.StepReserveAt:    a.reserveAt,
+		statemachine.StepReleaseExtra: a.releaseExtra,
+		statemachine.StepShipTracked:  a.shipTracked,
+		statemachine.StepReleaseAll:   a.releaseAll,
 	}
 }
 
-type activities struct{ p providers.Set }
+type activities struct {
+	p            providers.Set
+	shipmentPoll time.Duration
+}
 
 // input decodes the order's input once per run: the steps of one advance
 // share the decoded value.

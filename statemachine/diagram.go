@@ -35,7 +35,10 @@ func Document(defs ...*Definition) (string, error) {
 	b.WriteString("permanent failure or when the attempts run out; *when in doubt* replaces it when\n")
 	b.WriteString("they ran out without a definite answer, so the step's effect may exist and is\n")
 	b.WriteString("settled first. *On signal* is the event each accepted signal fires; a signal\n")
-	b.WriteString("not listed is refused in that state.\n")
+	b.WriteString("not listed is refused in that state (pause and resume are taken in every\n")
+	b.WriteString("running state). A decision step's result picks its event; a fan-out's events\n")
+	b.WriteString("are decided by its fan-in once every branch has answered; a waiting state\n")
+	b.WriteString("ends *after* its timeout unless a signal moved it first.\n")
 
 	for _, def := range defs {
 		d := *def // compile a copy: the caller's definition may be in use
@@ -62,7 +65,18 @@ func Document(defs ...*Definition) (string, error) {
 			}
 			var success, failure, signal []string
 			success = d.appendOutcome(success, s, "", s.OnSuccess)
+			for _, v := range slices.Sorted(maps.Keys(s.OnOutcome)) {
+				success = d.appendOutcome(success, s, s.Outcome+" "+v+": ", s.OnOutcome[v])
+			}
+			if s.Parallel() {
+				for _, ev := range d.EventsFrom(s.Name) {
+					if ev != s.OnSignal[SignalCancel] {
+						success = d.appendOutcome(success, s, "fan-in: ", ev)
+					}
+				}
+			}
 			success = d.appendOutcome(success, s, "when cancelling: ", s.OnSuccessCancelled)
+			success = d.appendOutcome(success, s, fmt.Sprintf("after %s: ", s.Timeout), s.OnTimeout)
 			failure = d.appendOutcome(failure, s, "", s.OnFailure)
 			failure = d.appendOutcome(failure, s, "when in doubt: ", s.OnExhausted)
 			for _, sig := range slices.Sorted(maps.Keys(s.OnSignal)) {
@@ -71,8 +85,13 @@ func Document(defs ...*Definition) (string, error) {
 			step := ""
 			if s.Step != "" {
 				step = "`" + s.Step + "`"
-				if s.Compensation {
+				switch {
+				case s.Compensation:
 					step += " (compensation)"
+				case s.Parallel():
+					step += " (fan-out over " + codeList(s.Branches) + ")"
+				case s.Heartbeat > 0:
+					step += fmt.Sprintf(" (long, heartbeats every %s)", s.Heartbeat)
 				}
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s | %s |\n",

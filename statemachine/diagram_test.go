@@ -17,7 +17,7 @@ const docPath = "../docs/state_machine.md"
 
 func TestStateMachineDocIsCurrent(t *testing.T) {
 	t.Parallel()
-	want, err := Document(OrderV1())
+	want, err := Document(OrderV1(), OrderV2(OrderV2Options{}))
 	require.NoError(t, err)
 	if *update {
 		require.NoError(t, os.WriteFile(docPath, []byte(want), 0o644))

@@ -30,9 +30,8 @@ func ExampleDefinition_Destination() {
 }
 
 func ExampleRegistry() {
-	v2 := statemachine.OrderV1()
-	v2.Version = 2 // in real life, a changed transition table
-	reg := statemachine.NewOrderRegistry().MustRegister(v2)
+	reg := statemachine.NewOrderRegistry() // versions 1 and 2, new orders on 1
+	_ = reg.SetDefault(statemachine.OrderWorkflow, 2)
 
 	def, _ := reg.Default(statemachine.OrderWorkflow)
 	fmt.Println("new orders start under", def.Key())

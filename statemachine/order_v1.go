@@ -115,5 +115,12 @@ func OrderV1() *Definition {
 }
 
 // NewOrderRegistry returns a registry with every built-in order workflow
-// version.
-func NewOrderRegistry() *Registry { return NewRegistry().MustRegister(OrderV1()) }
+// version (version 2 with its default options), new orders taking version
+// 1.
+func NewOrderRegistry() *Registry {
+	r, err := OrderRegistry(OrderV2Options{}, 1)
+	if err != nil {
+		panic(err) // the built-in definitions are valid
+	}
+	return r
+}
