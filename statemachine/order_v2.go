@@ -20,20 +20,20 @@ const (
 
 // The states of the order workflow's version 2 that version 1 lacks.
 const (
-	OrderAssessing        = "assessing"
-	OrderInReview         = "in_review"
-	OrderReleasingExtra   = "releasing_extra"
-	OrderReleasingAll     = "releasing"
-	ResourceRisk          = "risk"
-	DefaultWarehouse      = "main"
-	DefaultReviewTimeout  = 24 * time.Hour
-	ResultDecision        = "risk_decision"
-	ResultDecisionReason  = "risk_reason"
-	ResultWarehouse       = "warehouse"
-	ResultReservationID   = "reservation_id"
-	ResultShipmentID      = "shipment_id"
-	SignalApprove         = "approve"
-	SignalReject          = "reject"
+	OrderAssessing       = "assessing"
+	OrderInReview        = "in_review"
+	OrderReleasingExtra  = "releasing_extra"
+	OrderReleasingAll    = "releasing"
+	ResourceRisk         = "risk"
+	DefaultWarehouse     = "main"
+	DefaultReviewTimeout = 24 * time.Hour
+	ResultDecision       = "risk_decision"
+	ResultDecisionReason = "risk_reason"
+	ResultWarehouse      = "warehouse"
+	ResultReservationID  = "reservation_id"
+	ResultShipmentID     = "shipment_id"
+	SignalApprove        = "approve"
+	SignalReject         = "reject"
 )
 
 // The risk agent's decisions (PROVIDERS.md), as the assess step records
@@ -84,7 +84,7 @@ func OrderV2(o OrderV2Options) *Definition {
 				Doc: "The risk agent assesses the order (key <order_id>:assess): approve goes on, review waits for a human, reject ends the order failed with nothing to undo. An assessment changes nothing outside, so a cancel ends the order at once."},
 			{Name: OrderInReview, Status: StatusRunning, Timeout: review, OnTimeout: "review_timed_out",
 				OnSignal: map[string]string{SignalApprove: "review_approved", SignalReject: "review_rejected", SignalCancel: "cancel"},
-				Doc: "Waits for a human's approve or reject signal, or for the review deadline (--review-timeout, kept in the record as review.deadline), after which the order is cancelled. Nothing was done yet, so nothing is undone."},
+				Doc:      "Waits for a human's approve or reject signal, or for the review deadline (--review-timeout, kept in the record as review.deadline), after which the order is cancelled. Nothing was done yet, so nothing is undone."},
 			{Name: OrderReserving, Status: StatusRunning, Step: StepReserveAt, Retry: forwardRetry, Queue: QueueInventory, Resource: ResourceInventory,
 				Branches: warehouses, Join: joinReservations, OnSignal: cancel,
 				Doc: "Reserves the stock at every warehouse at once (keys <order_id>:reserve:<warehouse>). The fan-in is decided once, when every warehouse has answered: the first success wins and every other success is released; all out of stock ends the order failed; none reserved but some in doubt compensates. A cancel releases everything reserved."},

@@ -317,8 +317,8 @@ type Change struct {
 	// fingerprint: a write made from a hint (a first task's) must be about
 	// the instance the hint describes.
 	ExpectFingerprint string
-	Lease       LeaseMode
-	Token       string
+	Lease             LeaseMode
+	Token             string
 	// LeaseUntil is when the lease runs out after the write, by the store's
 	// clock (Redis counts the same length from its own clock). The zero
 	// time releases it; with KeepLease it is left as it is.
