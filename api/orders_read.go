@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/statemachine"
 )
@@ -148,32 +147,4 @@ func (s *Server) listOrders(c echo.Context) error {
 		out.Orders = append(out.Orders, orders.NewResource(in))
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// cancelOrder is POST /v1/orders/{order_id}/cancel, a signal.
-func (s *Server) cancelOrder(c echo.Context) error {
-	id, err := orderID(c)
-	if err != nil {
-		return err
-	}
-	outcome, in, err := s.eng.Signal(c.Request().Context(), id, statemachine.SignalCancel, "")
-	if err != nil {
-		return err
-	}
-	switch outcome {
-	case engine.SignalRejected:
-		detail := "the order is " + string(in.Status) + " and cannot be cancelled"
-		if !in.Status.Terminal() {
-			detail = "the order is " + in.State + ": "
-			if in.Reason == statemachine.ReasonFailed {
-				detail += "it is already undoing its steps after a failure"
-			} else {
-				detail += "it is past the point of no return"
-			}
-		}
-		return problem(http.StatusConflict, codeNotCancelable, "Not cancellable", detail)
-	case engine.SignalReplayed:
-		c.Response().Header().Set(HeaderReplayed, "true")
-	}
-	return c.JSON(http.StatusAccepted, orders.NewResource(in))
 }

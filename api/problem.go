@@ -45,6 +45,8 @@ const (
 	codeNotFound      = "not-found"
 	codeConflict      = "conflict"
 	codeNotCancelable = "not-cancellable"
+	// codeSignalRefused: a signal the order's state does not take.
+	codeSignalRefused = "signal-not-accepted"
 	// codeNotDeadLettered: retry or resolve of an order with no parked step.
 	codeNotDeadLettered = "not-dead-lettered"
 	codeKeyReused       = "idempotency-key-reused"

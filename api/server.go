@@ -139,7 +139,9 @@ func New(cfg Config, deps Deps) *Server {
 	e.GET("/v1/orders", s.listOrders, read)
 	e.GET("/v1/orders/:order_id", s.getOrder, read)
 	e.GET("/v1/orders/:order_id/history", s.getHistory, read)
-	e.POST("/v1/orders/:order_id/cancel", s.cancelOrder, write)
+	for _, sig := range signals {
+		e.POST("/v1/orders/:order_id/"+sig, s.signalOrder(sig), write)
+	}
 	e.POST("/v1/orders/:order_id/retry", s.retryOrder, admin)
 	e.POST("/v1/orders/:order_id/resolve", s.resolveOrder, admin)
 	e.GET("/v1/audit", s.getAudit, admin)

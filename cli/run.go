@@ -26,12 +26,14 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	var s simFlags
 	var l logFlags
 	var dur durabilityFlag
+	var wf workflowFlags
 	a.register(fs)
 	w.register(fs)
 	p.register(fs)
 	s.register(fs)
 	l.register(fs, "text")
 	dur.register(fs, "none")
+	wf.register(fs, true, true)
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -44,6 +46,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if wc.Store.Durability, err = dur.config(); err != nil {
+		return err
+	}
+	if wc.Registry, err = wf.registry(); err != nil {
 		return err
 	}
 	sc, err := s.config()
@@ -84,10 +89,12 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	var a apiFlags
 	var l logFlags
 	var dur durabilityFlag
+	var wf workflowFlags
 	r.register(fs)
 	a.register(fs)
 	l.register(fs, "json")
 	dur.register(fs, "fsync")
+	wf.register(fs, true, false)
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -103,6 +110,9 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if cfg.Store.Durability, err = dur.config(); err != nil {
+		return err
+	}
+	if cfg.Registry, err = wf.registry(); err != nil {
 		return err
 	}
 	conn, err := r.open(ctx, 0)
@@ -129,11 +139,13 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	var p providerFlags
 	var l logFlags
 	var dur durabilityFlag
+	var wf workflowFlags
 	r.register(fs)
 	w.register(fs)
 	p.register(fs)
 	l.register(fs, "json")
 	dur.register(fs, "fsync")
+	wf.register(fs, false, true)
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -146,6 +158,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if wc.Store.Durability, err = dur.config(); err != nil {
+		return err
+	}
+	if wc.Registry, err = wf.registry(); err != nil {
 		return err
 	}
 	wc.Logger = log

@@ -75,8 +75,9 @@ type Config struct {
 	Queues map[string]int
 	// WakeWorkers is how many goroutines take announced instances straight
 	// from the wake lists while the worker has spare capacity, so a hop
-	// costs milliseconds instead of asynq's polling interval. 0 means 8; a
-	// negative value turns the wake path off.
+	// costs milliseconds instead of asynq's polling interval. 0 means
+	// Concurrency, so the wake path can fill every free slot; a negative
+	// value turns it off.
 	WakeWorkers int
 	// WakeTimeout is how long one blocking read of the wake lists waits.
 	// Default 1s.
@@ -102,8 +103,8 @@ func (c Config) WithDefaults() Config {
 	c.FirstTaskGrace = cmp.Or(c.FirstTaskGrace, 10*time.Second)
 	c.ReaperInterval = cmp.Or(c.ReaperInterval, time.Second)
 	c.TrimInterval = cmp.Or(c.TrimInterval, time.Minute)
-	c.WakeWorkers = cmp.Or(c.WakeWorkers, 8)
 	c.Concurrency = cmp.Or(c.Concurrency, 20)
+	c.WakeWorkers = cmp.Or(c.WakeWorkers, c.Concurrency)
 	c.WakeTimeout = cmp.Or(c.WakeTimeout, time.Second)
 	c.ParkRecheck = cmp.Or(c.ParkRecheck, 30*time.Second)
 	if c.WorkerID == "" {

@@ -75,7 +75,8 @@ const trimBatch = 500
 func (e *Engine) Reap(ctx context.Context) (int, error) {
 	// Leases are judged by the Redis clock (see claim.lua), so the reaper
 	// uses it too: a host whose clock runs ahead cannot re-drive live ones.
-	now, err := e.store.SyncClock(ctx)
+	e.store.EnsureClock(ctx)
+	now, err := e.store.RedisNow(ctx)
 	if err != nil {
 		return 0, err
 	}

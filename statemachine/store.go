@@ -90,19 +90,32 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 func (s *Store) Now() time.Time { return s.cfg.Clock().Add(time.Duration(s.clockOffset.Load())) }
 
 // SyncClock measures the offset of the store's clock to the Redis server's
-// (TIME, halfway through the round trip), which Now applies from then on,
-// and returns the Redis time.
+// (TIME, halfway through the quickest of a few round trips), which Now
+// applies from then on, and returns the Redis time. An offset within the
+// measurement's own uncertainty (half the round trip, plus 2ms) is taken
+// as none: on one host, or with synchronised clocks, Now is the local clock.
 func (s *Store) SyncClock(ctx context.Context) (time.Time, error) {
-	before := s.cfg.Clock()
-	t, err := s.rdb.Time(ctx).Result()
-	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the Redis clock: %w", err)
+	var best time.Duration = -1
+	var redisAt time.Time
+	var offset time.Duration
+	for range 3 {
+		before := s.cfg.Clock()
+		t, err := s.rdb.Time(ctx).Result()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("reading the Redis clock: %w", err)
+		}
+		rtt := s.cfg.Clock().Sub(before)
+		if best < 0 || rtt < best {
+			best, redisAt = rtt, t
+			offset = t.Sub(before.Add(rtt / 2))
+		}
 	}
-	after := s.cfg.Clock()
-	mid := before.Add(after.Sub(before) / 2)
-	s.clockOffset.Store(int64(t.Sub(mid)))
-	s.clockSynced.Store(after.UnixNano())
-	return t, nil
+	if abs := max(offset, -offset); abs <= best/2+2*time.Millisecond {
+		offset = 0
+	}
+	s.clockOffset.Store(int64(offset))
+	s.clockSynced.Store(s.cfg.Clock().UnixNano())
+	return redisAt, nil
 }
 
 // clockRefresh is how often EnsureClock measures the offset again.
@@ -225,14 +238,16 @@ const (
 	wakeTrimEvery = 100
 )
 
-// wake queues, in p, the announcement of instance id on queue's wake list:
-// the list is capped so that a busy system, which leaves it alone, does
-// not grow it.
+// wake queues, in p, the announcement of instance id on queue's wake list,
+// first in first out (pushed at the tail; the workers pop the head). The
+// list is capped, dropping the oldest, so that a busy system, which leaves
+// it alone, does not grow it: a dropped announcement costs only the wait
+// for the instance's asynq task.
 func wake(ctx context.Context, p redis.Pipeliner, queue, id string) {
 	key := WakeKey(queue)
-	p.LPush(ctx, key, id)
+	p.RPush(ctx, key, id)
 	if rand.IntN(wakeTrimEvery) == 0 {
-		p.LTrim(ctx, key, 0, wakeCap-1)
+		p.LTrim(ctx, key, -wakeCap, -1)
 	}
 }
 

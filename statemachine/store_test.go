@@ -414,7 +414,7 @@ func TestStoreCreateIndexes(t *testing.T) {
 		created := b.clock.Now()
 		due := created.Add(30 * time.Second)
 		b.createDue(t, "o1", due)
-		writes := []string{"evalsha " + b.store.sc.create.Hash(), "zadd " + IndexKey, "zadd " + DueKey, "lpush " + WakeKey(DefaultQueue)}
+		writes := []string{"evalsha " + b.store.sc.create.Hash(), "zadd " + IndexKey, "zadd " + DueKey, "rpush " + WakeKey(DefaultQueue)}
 		got := trips.touching(writes...)
 		require.Len(t, got, 1, "Create writes in one round trip: %q", got)
 		require.Subset(t, got[0], writes)
@@ -430,7 +430,7 @@ func TestStoreCreateIndexes(t *testing.T) {
 
 		b.clock.Add(time.Second)
 		b.createDue(t, "o2", due.Add(-time.Second))
-		require.Equal(t, "o2", b.wakeHead(t), "the newest instance is woken first")
+		require.Equal(t, "o1", b.wakeHead(t), "the oldest instance is woken first")
 		ids, _ = b.list(t, ListQuery{Limit: 10})
 		require.Equal(t, []string{"o2", "o1"}, ids)
 		entries, err := b.store.DueBefore(ctx, due, 10)
