@@ -38,6 +38,12 @@ type WorkerOptions struct {
 	Wake              bool
 	// ProviderLatency is added to every provider call.
 	ProviderLatency time.Duration
+	// WorkerID names the worker in its lease tokens (each token starts
+	// with it and a dash). Empty: a random one.
+	WorkerID string
+	// Lease and ReaperInterval tune the engine; zero keeps its defaults
+	// (5s and 1s).
+	Lease, ReaperInterval time.Duration
 }
 
 // RunWorker runs a benchmark worker until ctx ends: an orderflow worker, or
@@ -58,6 +64,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 	switch o.Mode {
 	case ModeOrderflow:
 		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log}
+		cfg.Engine.WorkerID, cfg.Engine.Lease, cfg.Engine.ReaperInterval = o.WorkerID, o.Lease, o.ReaperInterval
 		cfg.Engine.OnFinish = func(in *statemachine.Instance) { pub.done(in.ID) }
 		if !o.Wake {
 			cfg.Engine.WakeWorkers = -1
