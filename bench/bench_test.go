@@ -74,6 +74,8 @@ func TestRunSmoke(t *testing.T) {
 	require.Len(t, su.Phases, 5)
 	require.Positive(t, su.Phases[3].P50, "the steps take time")
 	require.Positive(t, su.IdleCommandsPerWorker)
+	require.Positive(t, su.LoadCPU.Workers)
+	require.GreaterOrEqual(t, su.LoadCPU.Machine, su.LoadCPU.Steal)
 
 	md := res.Markdown()
 	require.Contains(t, md, "### Sustained load")
@@ -130,6 +132,7 @@ func TestSoakSmoke(t *testing.T) {
 		require.LessOrEqual(t, k.P50, k.Max)
 	}
 	require.Len(t, res.Checks(), 6)
+	require.Positive(t, res.CPU.Machine)
 
 	md := res.Markdown()
 	require.Contains(t, md, "| pass criterion |")

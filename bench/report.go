@@ -207,5 +207,5 @@ func describeMachine(ctx context.Context, rdb redis.UniversalClient) string {
 	if out, err := exec.Command("uname", "-r").Output(); err == nil {
 		kernel = ", Linux " + strings.TrimSpace(string(out))
 	}
-	return fmt.Sprintf("%s (%d cores%s%s), %s, %s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version(), redisVersion)
+	return fmt.Sprintf("%s (%d cores%s%s; load average %s at the start), %s, %s", cpu, runtime.NumCPU(), mem, kernel, loadAverage(), runtime.Version(), redisVersion)
 }

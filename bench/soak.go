@@ -99,6 +99,8 @@ type SoakResult struct {
 	// divided by the orders finished.
 	BytesPerOrder float64
 	Kill          KillResult
+	// CPU is how the machine's CPU was spent over the whole run.
+	CPU CPUShare
 }
 
 // SoakRow is one interval of a soak.
@@ -114,6 +116,8 @@ type SoakRow struct {
 	// BytesPerOrder is Redis's used_memory growth from the start to the
 	// interval's last sample, divided by the orders finished by then.
 	BytesPerOrder float64
+	// CPU is how the machine's CPU was spent in the interval.
+	CPU CPUShare
 }
 
 // soakWorker is the worker process in one column.
@@ -207,6 +211,9 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 		res.BytesPerOrder = float64(mem-mem0) / float64(s.loop.finishedCount())
 	}
 	s.mu.Lock()
+	if len(s.samples) > 1 {
+		res.CPU = shareBetween(s.samples[0].cpu, s.samples[len(s.samples)-1].cpu)
+	}
 	res.Kill = s.kill
 	for i, w := range s.slots {
 		if w.id == res.Slots[i] {

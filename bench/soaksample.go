@@ -13,6 +13,7 @@ type soakSample struct {
 	usedMemory int64
 	finished   int     // orders announced finished by then
 	rss        []int64 // per worker column; 0 when unreadable
+	cpu        cpuCounters
 }
 
 // sample reads the due index, Redis's memory and the workers' RSS every
@@ -41,10 +42,12 @@ func (s *soak) sample(ctx context.Context, done <-chan struct{}) {
 		if sm.usedMemory, err = usedMemory(ctx, s.h.rdb); err != nil {
 			continue
 		}
-		for _, pid := range s.pids() {
+		pids := s.pids()
+		for _, pid := range pids {
 			rss, _ := rssBytes(pid)
 			sm.rss = append(sm.rss, rss)
 		}
+		sm.cpu = s.h.readCPU(ctx, pids)
 		s.mu.Lock()
 		s.samples = append(s.samples, sm)
 		s.mu.Unlock()
@@ -60,17 +63,24 @@ func (s *soak) rows(ts []orderTiming, mem0 int64) []SoakRow {
 	var out []SoakRow
 	for _, lr := range latencyRows(ts, s.cfg.Interval) {
 		row := SoakRow{LatencyRow: lr}
-		var last *soakSample
+		var prev, last *soakSample
 		for i := range samples {
 			sm := &samples[i]
+			if sm.at < lr.Start {
+				prev = sm
+			}
 			if sm.at < lr.Start || sm.at >= lr.Start+s.cfg.Interval {
 				continue
+			}
+			if prev == nil {
+				prev = sm
 			}
 			row.DueEntries = max(row.DueEntries, sm.dueEntries)
 			row.DueLag = max(row.DueLag, sm.dueLag)
 			last = sm
 		}
 		if last != nil {
+			row.CPU = shareBetween(prev.cpu, last.cpu)
 			row.RSS = last.rss
 			if last.finished > 0 {
 				row.BytesPerOrder = float64(last.usedMemory-mem0) / float64(last.finished)

@@ -26,6 +26,9 @@ type SustainedResult struct {
 	Load   LatencyRow
 	Rows   []LatencyRow
 	Phases []Phase
+	// WorkCPU and LoadCPU are how the machine's CPU was spent during the
+	// two runs.
+	WorkCPU, LoadCPU CPUShare
 	// IdleCommandsPerWorker is Redis's load per idle worker process once
 	// the load stopped, and IdleTop its busiest commands.
 	IdleCommandsPerWorker float64
@@ -75,22 +78,30 @@ func (h *harness) sustained(ctx context.Context) (SustainedResult, error) {
 	}
 
 	h.logf("  the order's own work: %.0f orders/s for %s", c.WorkRate, c.WorkDuration)
+	pids := make([]int, len(workers))
+	for i, p := range workers {
+		pids[i] = p.Pid()
+	}
+	cpu0 := h.readCPU(ctx, pids)
 	work, err := h.steady(ctx, sub, store, "work", c.WorkRate, c.WorkDuration, 30*time.Second)
 	if err != nil {
 		return r, err
 	}
-	r.Work, r.WorkPhases = latencyOf(work.timings), work.phases
-	h.logf("    p50 %s, p99 %s", ms(r.Work.P50), ms(r.Work.P99))
+	cpu1 := h.readCPU(ctx, pids)
+	r.Work, r.WorkPhases, r.WorkCPU = latencyOf(work.timings), work.phases, shareBetween(cpu0, cpu1)
+	h.logf("    p50 %s, p99 %s; CPU: %s", ms(r.Work.P50), ms(r.Work.P99), r.WorkCPU)
 
 	h.logf("  sustained: %.0f orders/s for %s", c.SustainedRate, c.SustainedDuration)
 	stopProfile := h.profileSelf("sustained")
+	cpu0 = h.readCPU(ctx, pids)
 	load, err := h.steady(ctx, sub, store, "load", c.SustainedRate, c.SustainedDuration, 30*time.Second)
 	stopProfile()
 	if err != nil {
 		return r, err
 	}
+	r.LoadCPU = shareBetween(cpu0, h.readCPU(ctx, pids))
 	r.Load, r.Rows, r.Phases, r.Errors = latencyOf(load.timings), latencyRows(load.timings, c.Interval), load.phases, load.errors
-	h.logf("    p50 %s, p99 %s, max %s, %d unfinished, %d errors", ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.Max), r.Load.Unfinished, r.Errors)
+	h.logf("    p50 %s, p99 %s, max %s, %d unfinished, %d errors; CPU: %s", ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.Max), r.Load.Unfinished, r.Errors, r.LoadCPU)
 	for _, p := range r.Phases {
 		h.logf("    %s: p50 %s, p99 %s", p.Name, ms(p.P50), ms(p.P99))
 	}

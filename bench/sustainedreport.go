@@ -18,7 +18,7 @@ func (r SustainedResult) markdown(b *strings.Builder, c Config) {
 	w("|---|---:|---:|---:|---:|---:|---:|")
 	w("| the order's own work (%.0f/s) | %d | %s | %s | %s | | |", c.WorkRate, r.Work.Orders, ms(r.Work.P50), ms(r.Work.P99), ms(r.Work.Max))
 	for _, row := range r.Rows {
-		w("| %.0f/s, %s | %d | %s | %s | %s | %s | %.1f× |", r.Rate, fmtSpan(row.Start, c.Interval), row.Orders, ms(row.P50), ms(row.P99), ms(row.Max),
+		w("| %.0f/s, %s | %d | %s | %s | %s | %s | %.1f× |", r.Rate, fmtSpan(row.Start, c.Interval, r.Duration), row.Orders, ms(row.P50), ms(row.P99), ms(row.Max),
 			ms(row.P50-r.Work.P50), ratio(row.P99, r.Work.P50))
 	}
 	w("| **%.0f/s, all** | %d | **%s** | **%s** | %s | %s | %.1f× |", r.Rate, r.Load.Orders, ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.Max),
@@ -28,6 +28,9 @@ func (r SustainedResult) markdown(b *strings.Builder, c Config) {
 		w("%d orders did not finish within the drain and count as finished when it ended; %d failed to start.", r.Load.Unfinished, r.Errors)
 		w("")
 	}
+	w("CPU, in cores busy on average: at %.0f/s %s; at %.0f/s %s. This machine is shared, so the other processes' share shows in every phase's tail below.",
+		c.WorkRate, r.WorkCPU, r.Rate, r.LoadCPU)
+	w("")
 	w("Where the time goes, from the driver's clock and each order's history (up to 5,000 orders spread over the run):")
 	w("")
 	phasesTable(w, []string{fmt.Sprintf("%.0f/s", c.WorkRate), fmt.Sprintf("%.0f/s", r.Rate)}, r.WorkPhases, r.Phases)
@@ -59,9 +62,10 @@ func phasesTable(w func(string, ...any), names []string, runs ...[]Phase) {
 	}
 }
 
-// fmtSpan renders an interval of a run as m:ss–m:ss.
-func fmtSpan(start, length time.Duration) string {
-	return fmtOffset(start) + "–" + fmtOffset(start+length)
+// fmtSpan renders an interval of a run as m:ss–m:ss, the last one cut at
+// the run's end.
+func fmtSpan(start, length, end time.Duration) string {
+	return fmtOffset(start) + "–" + fmtOffset(min(start+length, end))
 }
 
 // fmtOffset renders an offset into a run as m:ss (or m:ss.s below ten
