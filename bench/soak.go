@@ -111,7 +111,7 @@ type SoakRow struct {
 	DueEntries int64
 	DueLag     time.Duration
 	// RSS is each worker column's resident set at the interval's last
-	// sample, in bytes.
+	// sample in which its process ran, in bytes.
 	RSS []int64
 	// BytesPerOrder is Redis's used_memory growth from the start to the
 	// interval's last sample, divided by the orders finished by then.

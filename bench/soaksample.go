@@ -77,11 +77,20 @@ func (s *soak) rows(ts []orderTiming, mem0 int64) []SoakRow {
 			}
 			row.DueEntries = max(row.DueEntries, sm.dueEntries)
 			row.DueLag = max(row.DueLag, sm.dueLag)
+			// Each column's last reading: a killed worker is gone until
+			// its replacement runs.
+			if row.RSS == nil {
+				row.RSS = make([]int64, len(sm.rss))
+			}
+			for i, v := range sm.rss {
+				if v > 0 && i < len(row.RSS) {
+					row.RSS[i] = v
+				}
+			}
 			last = sm
 		}
 		if last != nil {
 			row.CPU = shareBetween(prev.cpu, last.cpu)
-			row.RSS = last.rss
 			if last.finished > 0 {
 				row.BytesPerOrder = float64(last.usedMemory-mem0) / float64(last.finished)
 			}
