@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -9,10 +10,12 @@ import (
 )
 
 // Phase is one part of the orders' path from scheduled start to finish
-// notification, with its percentiles over the orders looked at.
+// notification, with its percentiles over the orders looked at, and its
+// mean over the slowest 1% of orders: which part made them slow.
 type Phase struct {
 	Name     string
 	P50, P99 time.Duration
+	Tail     time.Duration
 }
 
 // The phases of an order's path. The driver's own clock gives the first
@@ -27,24 +30,42 @@ const (
 	PhaseNotify = "notification (finished → driver)"
 )
 
+var phaseNames = []string{PhaseDriver, PhaseStart, PhasePickup, PhaseSteps, PhaseNotify}
+
 // breakdown splits the latency of up to limit finished orders (spread over
-// the run) into the phases of their path.
+// the run), and of the slowest 1%, into the phases of their path.
 func breakdown(ctx context.Context, store *statemachine.Store, begin time.Time, ts []orderTiming, limit int) []Phase {
-	var picked []orderTiming
+	var done []orderTiming
 	for _, t := range ts {
 		if !t.failed && !t.unfinished {
-			picked = append(picked, t)
+			done = append(done, t)
 		}
 	}
-	if len(picked) > limit {
-		step := float64(len(picked)) / float64(limit)
-		sample := make([]orderTiming, 0, limit)
+	sample := done
+	if len(done) > limit {
+		step := float64(len(done)) / float64(limit)
+		sample = make([]orderTiming, 0, limit)
 		for i := range limit {
-			sample = append(sample, picked[int(float64(i)*step)])
+			sample = append(sample, done[int(float64(i)*step)])
 		}
-		picked = sample
 	}
-	phases := make([][]time.Duration, 5)
+	slow := slices.Clone(done)
+	slices.SortFunc(slow, func(a, b orderTiming) int { return int(b.latency() - a.latency()) })
+	slow = slow[:(len(slow)+99)/100]
+	all := phasesOf(ctx, store, begin, sample)
+	tail := phasesOf(ctx, store, begin, slow)
+	out := make([]Phase, len(phaseNames))
+	for i, name := range phaseNames {
+		p50, p99 := quantiles(all[i])
+		out[i] = Phase{Name: name, P50: p50, P99: p99, Tail: mean(tail[i])}
+	}
+	return out
+}
+
+// phasesOf reads the orders' histories and returns, phase by phase, each
+// order's time in it.
+func phasesOf(ctx context.Context, store *statemachine.Store, begin time.Time, ts []orderTiming) [][]time.Duration {
+	phases := make([][]time.Duration, len(phaseNames))
 	var mu sync.Mutex
 	work := make(chan orderTiming)
 	var wg sync.WaitGroup
@@ -66,15 +87,21 @@ func breakdown(ctx context.Context, store *statemachine.Store, begin time.Time, 
 			}
 		})
 	}
-	for _, t := range picked {
+	for _, t := range ts {
 		work <- t
 	}
 	close(work)
 	wg.Wait()
-	out := make([]Phase, 0, len(phases))
-	for i, name := range []string{PhaseDriver, PhaseStart, PhasePickup, PhaseSteps, PhaseNotify} {
-		p50, p99 := quantiles(phases[i])
-		out = append(out, Phase{Name: name, P50: p50, P99: p99})
+	return phases
+}
+
+func mean(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
 	}
-	return out
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
 }

@@ -103,7 +103,7 @@ func (h *harness) sustained(ctx context.Context) (SustainedResult, error) {
 	r.Load, r.Rows, r.Phases, r.Errors = latencyOf(load.timings), latencyRows(load.timings, c.Interval), load.phases, load.errors
 	h.logf("    p50 %s, p99 %s, max %s, %d unfinished, %d errors; CPU: %s", ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.Max), r.Load.Unfinished, r.Errors, r.LoadCPU)
 	for _, p := range r.Phases {
-		h.logf("    %s: p50 %s, p99 %s", p.Name, ms(p.P50), ms(p.P99))
+		h.logf("    %s: p50 %s, p99 %s, slowest 1%% %s", p.Name, ms(p.P50), ms(p.P99), ms(p.Tail))
 	}
 
 	// The idle load: the same workers, nothing to do.
