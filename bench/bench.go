@@ -84,6 +84,9 @@ type Config struct {
 	// Settle is how long late tasks are let drain before an idle system is
 	// measured. Default 2s.
 	Settle time.Duration
+	// WakeWorkers sets the engine's wake-path goroutines in the
+	// sustained-load workers. Default 0: the engine's default.
+	WakeWorkers int
 	// Exe is the orderflow binary to run as workers and API. Default the
 	// running executable.
 	Exe string

@@ -34,7 +34,7 @@ func (h *harness) startWorker(o WorkerOptions) (*subproc.Proc, error) {
 	args := []string{"bench-worker", "--mode", o.Mode, "--redis-url", h.redisURL,
 		"--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
 		"--wake=" + strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String(),
-		"--lease", o.Lease.String(), "--reaper-interval", o.ReaperInterval.String()}
+		"--lease", o.Lease.String(), "--reaper-interval", o.ReaperInterval.String(), "--wake-workers", strconv.Itoa(o.WakeWorkers)}
 	if o.WorkerID != "" {
 		args = append(args, "--worker-id", o.WorkerID)
 	}

@@ -33,6 +33,9 @@ type SoakConfig struct {
 	// bound how soon a killed worker's orders resume. Defaults 5s and 1s
 	// (the engine's).
 	Lease, ReaperInterval time.Duration
+	// WakeWorkers sets the engine's wake-path goroutines. Default 0: the
+	// engine's default.
+	WakeWorkers int
 	// Interval is the length of a row of the report. Default 1m.
 	Interval time.Duration
 	// SampleEvery is how often the due index, the workers' RSS and Redis's
@@ -154,7 +157,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	defer shutdown()
 	s := &soak{cfg: cfg, h: h, opts: WorkerOptions{Mode: ModeOrderflow, RedisURL: h.redisURL, Concurrency: cfg.Concurrency,
 		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: cfg.ProviderLatency,
-		Lease: cfg.Lease, ReaperInterval: cfg.ReaperInterval}}
+		Lease: cfg.Lease, ReaperInterval: cfg.ReaperInterval, WakeWorkers: cfg.WakeWorkers}}
 	res := &SoakResult{Config: cfg, Machine: describeMachine(ctx, h.rdb), Date: time.Now().UTC()}
 	if err := h.flush(ctx); err != nil {
 		return nil, err

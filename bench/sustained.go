@@ -60,7 +60,8 @@ func (h *harness) sustained(ctx context.Context) (SustainedResult, error) {
 		return r, err
 	}
 	workers, err := h.startWorkers(c.SustainedWorkers, WorkerOptions{Mode: ModeOrderflow, RedisURL: h.redisURL,
-		Concurrency: c.Concurrency, TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: c.SustainedLatency})
+		Concurrency: c.Concurrency, TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: c.SustainedLatency,
+		WakeWorkers: c.WakeWorkers})
 	if err != nil {
 		return r, err
 	}

@@ -36,6 +36,9 @@ type WorkerOptions struct {
 	// TaskCheckInterval and Wake tune the orderflow worker (idle runs).
 	TaskCheckInterval time.Duration
 	Wake              bool
+	// WakeWorkers is the engine's number of wake-path goroutines; zero
+	// keeps its default.
+	WakeWorkers int
 	// ProviderLatency is added to every provider call.
 	ProviderLatency time.Duration
 	// WorkerID names the worker in its lease tokens (each token starts
@@ -66,6 +69,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log}
 		cfg.Engine.WorkerID, cfg.Engine.Lease, cfg.Engine.ReaperInterval = o.WorkerID, o.Lease, o.ReaperInterval
 		cfg.Engine.OnFinish = func(in *statemachine.Instance) { pub.done(in.ID) }
+		cfg.Engine.WakeWorkers = o.WakeWorkers
 		if !o.Wake {
 			cfg.Engine.WakeWorkers = -1
 		}

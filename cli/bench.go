@@ -29,6 +29,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	interval := fs.Duration("interval", time.Minute, "length of a row of the steady load's tables")
 	lease := fs.Duration("lease", 5*time.Second, "the soak workers' lease")
 	reaper := fs.Duration("reaper-interval", time.Second, "the soak workers' reaper interval")
+	wakeWorkers := fs.Int("wake-workers", 0, "the steady-load workers' wake-path goroutines (0: the engine's default)")
 	out := fs.String("out", "", "markdown file to write the results into (between its bench markers, or its soak markers with --soak)")
 	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes and the driver")
 	if err := parseFlags(fs, args); err != nil {
@@ -44,7 +45,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		res, err := bench.RunSoak(ctx, bench.SoakConfig{
 			RedisURL: *redisURL, Rate: *rate, Duration: *duration, Workers: *workers, Concurrency: *concurrency,
-			ProviderLatency: *latency, Lease: *lease, ReaperInterval: *reaper, Interval: *interval,
+			ProviderLatency: *latency, Lease: *lease, ReaperInterval: *reaper, Interval: *interval, WakeWorkers: *wakeWorkers,
 			Log: env.Stderr, ProfileDir: *profiles, Command: command,
 		})
 		if err != nil {
@@ -74,7 +75,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		RedisURL: *redisURL, Orders: *n, Concurrency: *concurrency, IdleSamples: *idle,
 		APIDuration: *apiDur, Scaling: counts, Rounds: *rounds, Log: env.Stderr, ProfileDir: *profiles,
 		ScalingLatency: *latency, SustainedRate: *rate, SustainedDuration: *duration, SustainedWorkers: *workers,
-		SustainedLatency: *latency, Interval: *interval,
+		SustainedLatency: *latency, Interval: *interval, WakeWorkers: *wakeWorkers,
 		Command: command,
 	})
 	if err != nil {
@@ -99,6 +100,7 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 20, "concurrency")
 	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 100*time.Millisecond, "asynq poll interval")
 	fs.BoolVar(&o.Wake, "wake", true, "use the wake fast path")
+	fs.IntVar(&o.WakeWorkers, "wake-workers", 0, "the engine's wake-path goroutines (0: its default)")
 	fs.DurationVar(&o.ProviderLatency, "provider-latency", 0, "latency added to every provider call")
 	fs.StringVar(&o.WorkerID, "worker-id", "", "the worker's ID, which starts its lease tokens (empty: random)")
 	fs.DurationVar(&o.Lease, "lease", 0, "the engine's lease (0: its default)")
