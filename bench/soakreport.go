@@ -125,6 +125,10 @@ func (r *SoakResult) Markdown() string {
 	w("%d orders at %.0f/s for %s from an open-loop driver (each timed from its scheduled start to its finish notification, as in the sustained-load run), against %d worker processes of concurrency %d whose providers answer in %s; lease %s, reaper every %s. At %s worker %s was SIGKILLed and %s started in its place. Every %s the harness read the due index (`DueStats`: its size, and how long its oldest entry had been due), each worker's VmRSS and Redis's `used_memory`. Orders are kept, as with the default retention.",
 		r.Orders, c.Rate, c.Duration, c.Workers, c.Concurrency, c.ProviderLatency, c.Lease, c.ReaperInterval,
 		fmtOffset(r.Kill.At.Truncate(100*time.Millisecond)), r.Kill.Worker, orNone(r.Kill.Replacement), c.SampleEvery)
+	if c.WakeWorkers != 0 {
+		w("")
+		w("The workers ran %d wake-path goroutines each (`--wake-workers`; the engine's default otherwise).", c.WakeWorkers)
+	}
 	w("")
 	label := "interval"
 	if c.Interval == time.Minute {

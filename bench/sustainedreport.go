@@ -13,6 +13,10 @@ func (r SustainedResult) markdown(b *strings.Builder, c Config) {
 	w("")
 	w("An open-loop driver starts orders at a fixed rate, %.0f orders/s for %s, the way the API does (`engine.Start`), against %d worker processes of concurrency %d whose providers answer in %s. Each order is timed from its *scheduled* start to its finish notification, so a driver that falls behind cannot hide queueing (no coordinated omission). The order's own work is measured the same way on the same workers at %.0f orders/s for %s, that is one order at a time.",
 		r.Rate, r.Duration, r.Workers, c.Concurrency, r.ProviderLatency, c.WorkRate, c.WorkDuration)
+	if c.WakeWorkers != 0 {
+		w("")
+		w("The workers ran %d wake-path goroutines each (`--wake-workers`; the engine's default otherwise).", c.WakeWorkers)
+	}
 	w("")
 	w("| | orders | p50 | p99 | max | p50 − work | p99 / work |")
 	w("|---|---:|---:|---:|---:|---:|---:|")
