@@ -2,7 +2,17 @@
 // bench`). On one redis-server it measures the order pipeline with
 // in-process, zero-latency providers against a baseline built the naive way
 // on asynq (each handler enqueues the next task), then idle latency, API
-// throughput and worker scaling, and writes the table to docs/PERFORMANCE.md.
+// throughput, latency under a sustained load well below saturation, and
+// worker scaling, and writes the tables to docs/PERFORMANCE.md.
+//
+// RunSoak (`orderflow bench --soak`) sends a steady load for a long time,
+// kills a worker half way, and reports minute by minute: latency, the due
+// index, the workers' memory, Redis's memory per order, and how soon the
+// killed worker's orders resumed.
+//
+// The steady loads come from an open-loop driver: orders are started at a
+// fixed rate whatever the system does, and each is timed from its scheduled
+// start, so that a driver that falls behind cannot hide queueing.
 //
 // Workers run as their own processes (`orderflow bench-worker`), so that
 // their CPU time can be read from /proc and several can share one Redis.

@@ -69,6 +69,7 @@ func (l *openLoop) run(ctx context.Context, rdb redis.UniversalClient, s submitt
 	sub := rdb.Subscribe(ctx, DoneChannel)
 	if _, err := sub.Receive(ctx); err != nil {
 		_ = sub.Close()
+		close(l.began) // nobody waits for a run that never began
 		return fmt.Errorf("subscribing to %s: %w", DoneChannel, err)
 	}
 	l.mu.Lock()
@@ -153,13 +154,16 @@ func (l *openLoop) checkAllDone() {
 	}
 }
 
-// pending returns the orders started and not yet announced finished.
+// pending returns the orders due to have started (their Start call may
+// still be running) and not yet announced finished.
 func (l *openLoop) pending() []string {
+	<-l.began
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := time.Since(l.begin)
 	var out []string
-	for i := range l.n {
-		if l.sent[i] != 0 && l.done[i] == 0 && !l.failed[i] {
+	for i := 0; i < l.n && l.sched(i) <= now; i++ {
+		if l.done[i] == 0 && !l.failed[i] {
 			out = append(out, l.id(i))
 		}
 	}

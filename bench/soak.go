@@ -194,7 +194,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	samplingDone := make(chan struct{})
 	var bg sync.WaitGroup
 	bg.Go(func() { s.sample(ctx, samplingDone) })
-	bg.Go(func() { s.killAndReplace(ctx) })
+	bg.Go(func() { s.killAndReplace(ctx, samplingDone) })
 	stopProfile := h.profileSelf("soak")
 	err = s.loop.run(ctx, h.rdb, sub, cfg.Drain)
 	stopProfile()

@@ -26,11 +26,18 @@ type KillResult struct {
 }
 
 // killAndReplace SIGKILLs the first worker at KillAt, notes the orders it
-// held, and starts a replacement, as the chaos harness does.
-func (s *soak) killAndReplace(ctx context.Context) {
+// held, and starts a replacement, as the chaos harness does. It gives up
+// when the run ends first.
+func (s *soak) killAndReplace(ctx context.Context, done <-chan struct{}) {
 	begin := s.loop.beganAt()
-	if err := sleep(ctx, s.cfg.KillAt-time.Since(begin)); err != nil {
+	t := time.NewTimer(s.cfg.KillAt - time.Since(begin))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
 		return
+	case <-done:
+		return
+	case <-t.C:
 	}
 	s.mu.Lock()
 	victim := s.slots[0]

@@ -129,7 +129,6 @@ func (h *harness) sustained(ctx context.Context) (SustainedResult, error) {
 
 // steadyRun is one open-loop run's outcome.
 type steadyRun struct {
-	loop    *openLoop
 	timings []orderTiming
 	phases  []Phase
 	errors  int
@@ -152,7 +151,7 @@ func (h *harness) finishSteady(ctx context.Context, l *openLoop, store *statemac
 		return steadyRun{}, err
 	}
 	begin := l.beganAt()
-	r := steadyRun{loop: l, timings: l.timings(time.Since(begin))}
+	r := steadyRun{timings: l.timings(time.Since(begin))}
 	l.mu.Lock()
 	r.errors = l.errors
 	firstErr := l.firstErr
