@@ -2,7 +2,17 @@
 // bench`). On one redis-server it measures the order pipeline with
 // in-process, zero-latency providers against a baseline built the naive way
 // on asynq (each handler enqueues the next task), then idle latency, API
-// throughput and worker scaling, and writes the table to docs/PERFORMANCE.md.
+// throughput, latency under a sustained load well below saturation, and
+// worker scaling, and writes the tables to docs/PERFORMANCE.md.
+//
+// RunSoak (`orderflow bench --soak`) sends a steady load for a long time,
+// kills a worker half way, and reports minute by minute: latency, the due
+// index, the workers' memory, Redis's memory per order, and how soon the
+// killed worker's orders resumed.
+//
+// The steady loads come from an open-loop driver: orders are started at a
+// fixed rate whatever the system does, and each is timed from its scheduled
+// start, so that a driver that falls behind cannot hide queueing.
 //
 // Workers run as their own processes (`orderflow bench-worker`), so that
 // their CPU time can be read from /proc and several can share one Redis.
@@ -61,6 +71,32 @@ type Config struct {
 	// ScalingLatency is the provider latency of the scaling runs, so that a
 	// worker waits on its providers as real ones do. Default 5ms.
 	ScalingLatency time.Duration
+	// SustainedRate is the arrival rate of the sustained-load run, in
+	// orders per second, sent by an open-loop driver. Default 300.
+	SustainedRate float64
+	// SustainedDuration is how long orders arrive at SustainedRate.
+	// Default 60s.
+	SustainedDuration time.Duration
+	// SustainedWorkers is the number of worker processes of the
+	// sustained-load run. Default 2.
+	SustainedWorkers int
+	// SustainedLatency is the provider latency of the sustained-load run.
+	// Default 5ms.
+	SustainedLatency time.Duration
+	// WorkRate and WorkDuration shape the run that measures an order's own
+	// work, with the sustained run's workers: orders at a tiny rate, so
+	// one at a time. Defaults 5 orders/s and 10s.
+	WorkRate     float64
+	WorkDuration time.Duration
+	// Interval is the length of a row of the sustained run's latency
+	// table. Default 1m.
+	Interval time.Duration
+	// Settle is how long late tasks are let drain before an idle system is
+	// measured. Default 2s.
+	Settle time.Duration
+	// WakeWorkers sets the engine's wake-path goroutines in the
+	// sustained-load workers. Default 0: the engine's default.
+	WakeWorkers int
 	// Exe is the orderflow binary to run as workers and API. Default the
 	// running executable.
 	Exe string
@@ -83,6 +119,14 @@ func (c Config) WithDefaults() Config {
 	c.APIConnections = cmp.Or(c.APIConnections, 32)
 	c.Rounds = cmp.Or(c.Rounds, 5)
 	c.ScalingLatency = cmp.Or(c.ScalingLatency, 5*time.Millisecond)
+	c.SustainedRate = cmp.Or(c.SustainedRate, 300)
+	c.SustainedDuration = cmp.Or(c.SustainedDuration, time.Minute)
+	c.SustainedWorkers = cmp.Or(c.SustainedWorkers, 2)
+	c.SustainedLatency = cmp.Or(c.SustainedLatency, 5*time.Millisecond)
+	c.WorkRate = cmp.Or(c.WorkRate, 5)
+	c.WorkDuration = cmp.Or(c.WorkDuration, 10*time.Second)
+	c.Interval = cmp.Or(c.Interval, time.Minute)
+	c.Settle = cmp.Or(c.Settle, 2*time.Second)
 	if len(c.Scaling) == 0 {
 		c.Scaling = []int{1, 2, 4}
 	}
@@ -104,28 +148,47 @@ type harness struct {
 	profiles int
 }
 
-// Run runs every measurement and returns the results.
-func Run(ctx context.Context, cfg Config) (*Results, error) {
-	cfg = cfg.WithDefaults()
-	h := &harness{cfg: cfg, redisURL: cfg.RedisURL}
+// newHarness starts the run's redis-server (unless cfg names a Redis) and
+// connects to it; shutdown stops it.
+func newHarness(cfg Config) (h *harness, shutdown func(), err error) {
+	h = &harness{cfg: cfg, redisURL: cfg.RedisURL}
+	var cleanup []func()
+	shutdown = func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
 	if h.redisURL == "" {
 		dir, err := os.MkdirTemp("", "orderflow-bench-")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		defer os.RemoveAll(dir)
+		cleanup = append(cleanup, func() { _ = os.RemoveAll(dir) })
 		if h.redis, err = redisserver.Start(redisserver.Options{Dir: dir}); err != nil {
-			return nil, err
+			shutdown()
+			return nil, nil, err
 		}
-		defer h.redis.Stop()
+		cleanup = append(cleanup, h.redis.Stop)
 		h.redisURL = h.redis.URL()
 	}
 	conn, err := server.OpenRedis(h.redisURL, 20)
 	if err != nil {
+		shutdown()
+		return nil, nil, err
+	}
+	cleanup = append(cleanup, func() { _ = conn.Close() })
+	h.rdb = conn.Client
+	return h, shutdown, nil
+}
+
+// Run runs every measurement and returns the results.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	cfg = cfg.WithDefaults()
+	h, closeHarness, err := newHarness(cfg)
+	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	h.rdb = conn.Client
+	defer closeHarness()
 	res := &Results{Config: cfg, Machine: describeMachine(ctx, h.rdb), Date: time.Now().UTC()}
 
 	// The machine is noisy: run the two modes in alternating rounds and
@@ -159,6 +222,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	h.logf("API: POST /v1/orders for %s with %d connections", cfg.APIDuration, cfg.APIConnections)
 	if res.API, err = h.apiLoad(ctx); err != nil {
 		return nil, fmt.Errorf("API load: %w", err)
+	}
+	h.logf("sustained load: %.0f orders/s for %s, %d worker processes, providers answering in %s",
+		cfg.SustainedRate, cfg.SustainedDuration, cfg.SustainedWorkers, cfg.SustainedLatency)
+	if res.Sustained, err = h.sustained(ctx); err != nil {
+		return nil, fmt.Errorf("sustained load: %w", err)
 	}
 	for _, n := range cfg.Scaling {
 		h.logf("scaling: %d worker processes, providers answering in %s", n, cfg.ScalingLatency)

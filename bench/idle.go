@@ -56,7 +56,7 @@ func (h *harness) idle(ctx context.Context, wake bool) (IdleResult, error) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 
 	// Let the late asynq tasks of those orders drain, then measure idleness.
-	time.Sleep(2 * time.Second)
+	time.Sleep(h.cfg.Settle)
 	if err := resetStats(ctx, h.rdb); err != nil {
 		return IdleResult{}, err
 	}

@@ -19,14 +19,7 @@ const ReadyLine = "bench-worker ready"
 func (h *harness) startWorkers(n int, o WorkerOptions) ([]*subproc.Proc, error) {
 	var out []*subproc.Proc
 	for range n {
-		args := []string{"bench-worker", "--mode", o.Mode, "--redis-url", h.redisURL,
-			"--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
-			"--wake=" + strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String()}
-		if h.cfg.ProfileDir != "" {
-			h.profiles++
-			args = append(args, "--cpuprofile", fmt.Sprintf("%s/%s-%d.pprof", h.cfg.ProfileDir, o.Mode, h.profiles))
-		}
-		p, err := subproc.Start(h.cfg.Exe, args, ReadyLine)
+		p, err := h.startWorker(o)
 		if err != nil {
 			stopAll(out)
 			return nil, err
@@ -34,6 +27,26 @@ func (h *harness) startWorkers(n int, o WorkerOptions) ([]*subproc.Proc, error) 
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// startWorker starts one benchmark worker process and waits until it runs.
+func (h *harness) startWorker(o WorkerOptions) (*subproc.Proc, error) {
+	args := []string{"bench-worker", "--mode", o.Mode, "--redis-url", h.redisURL,
+		"--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
+		"--wake=" + strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String(),
+		"--lease", o.Lease.String(), "--reaper-interval", o.ReaperInterval.String(), "--wake-workers", strconv.Itoa(o.WakeWorkers)}
+	if o.WorkerID != "" {
+		args = append(args, "--worker-id", o.WorkerID)
+	}
+	if h.cfg.ProfileDir != "" {
+		h.profiles++
+		name := o.Mode
+		if o.WorkerID != "" {
+			name += "-" + o.WorkerID
+		}
+		args = append(args, "--cpuprofile", fmt.Sprintf("%s/%s-%d.pprof", h.cfg.ProfileDir, name, h.profiles))
+	}
+	return subproc.Start(h.cfg.Exe, args, ReadyLine)
 }
 
 func stopAll(ps []*subproc.Proc) {

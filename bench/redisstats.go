@@ -32,21 +32,30 @@ func readCommandStats(ctx context.Context, rdb redis.UniversalClient) (commandSt
 	return out, nil
 }
 
-// total counts every call except the harness's own: the PUBLISH of finished
-// orders and the INFO and CONFIG calls of the measurement itself.
+// harnessCommand reports whether a command is the harness's own: the
+// PUBLISH of finished orders and the INFO and CONFIG calls of the
+// measurement itself.
+func harnessCommand(name string) bool {
+	switch name {
+	case "publish", "info", "config|resetstat", "config", "flushall", "subscribe", "ping":
+		return true
+	}
+	return false
+}
+
+// total counts every call except the harness's own.
 func (s commandStats) total() int64 {
 	var n int64
 	for name, calls := range s {
-		switch name {
-		case "publish", "info", "config|resetstat", "config", "flushall", "subscribe", "ping":
-			continue
+		if !harnessCommand(name) {
+			n += calls
 		}
-		n += calls
 	}
 	return n
 }
 
-// top returns the n commands with the most calls, as "name calls" strings.
+// top returns the n commands with the most calls, as "name calls" strings,
+// leaving out the harness's own.
 func (s commandStats) top(n int) []string {
 	type kv struct {
 		k string
@@ -54,7 +63,9 @@ func (s commandStats) top(n int) []string {
 	}
 	var all []kv
 	for k, v := range s {
-		all = append(all, kv{k, v})
+		if !harnessCommand(k) {
+			all = append(all, kv{k, v})
+		}
 	}
 	for i := range all {
 		for j := i + 1; j < len(all); j++ {

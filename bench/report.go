@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ type Results struct {
 	IdlePolling IdleResult
 	Idle        IdleResult
 	API         APIResult
+	Sustained   SustainedResult
 	Scaling     []ThroughputResult
 }
 
@@ -110,6 +110,8 @@ func (r *Results) Markdown() string {
 	w("| asynq polling only (every 100 ms) | %s | %s | %.0f commands/s |", ms(r.IdlePolling.P50), ms(r.IdlePolling.P99), r.IdlePolling.CommandsPerSecond)
 	w("| with the wake fast path | %s | %s | %.0f commands/s |", ms(r.Idle.P50), ms(r.Idle.P99), r.Idle.CommandsPerSecond)
 	w("")
+	r.Sustained.markdown(&b, c)
+	w("")
 	w("### API throughput")
 	w("")
 	w("POST /v1/orders, each a new order, over %d keep-alive connections from a Go client on loopback for %s; no worker running.", r.API.Connections, r.API.Duration.Round(time.Millisecond))
@@ -145,6 +147,10 @@ func (r *Results) Markdown() string {
 	w("| idle Redis load ≤ %d commands/s per worker | %.0f | %s |", targetIdleCommands, r.Idle.CommandsPerSecond, verdict(r.Idle.CommandsPerSecond <= targetIdleCommands))
 	w("| ≤ %d B of Redis per completed order | %.0f B | %s |", targetBytesPerOrder, of.BytesPerOrder, verdict(of.BytesPerOrder <= targetBytesPerOrder))
 	w("| API ≥ %d POST/s | %.0f | %s |", targetAPIPerSecond, r.API.PerSecond, verdict(r.API.PerSecond >= targetAPIPerSecond))
+	su := r.Sustained
+	w("| sustained %.0f/s: p50 ≤ the order's own work + %s | %s vs %s + %s | %s |", su.Rate, ms(targetSustainedP50Slack), ms(su.Load.P50), ms(su.Work.P50), ms(targetSustainedP50Slack), verdict(su.P50Met()))
+	w("| sustained %.0f/s: p99 ≤ %d × the order's own work | %s vs %d × %s | %s |", su.Rate, targetSustainedP99Factor, ms(su.Load.P99), targetSustainedP99Factor, ms(su.Work.P50), verdict(su.P99Met()))
+	w("| idle Redis load after sustained load ≤ %d commands/s per worker | %.0f | %s |", targetIdleCommands, su.IdleCommandsPerWorker, verdict(su.IdleCommandsPerWorker <= targetIdleCommands))
 	var two float64
 	for _, s := range r.Scaling {
 		if s.Workers == 2 {
@@ -167,22 +173,7 @@ const (
 // keeping everything outside them. A file without markers gets them
 // appended.
 func (r *Results) WriteDoc(path string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	section := beginMarker + "\n" + r.Markdown() + endMarker
-	s := string(old)
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	switch {
-	case i >= 0 && j > i:
-		s = s[:i] + section + s[j+len(endMarker):]
-	case s == "":
-		s = "# Performance\n\n" + section + "\n"
-	default:
-		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
-	}
-	return os.WriteFile(path, []byte(s), 0o644)
+	return writeSection(path, beginMarker, endMarker, "", r.Markdown())
 }
 
 // describeMachine says what the run ran on.
@@ -216,5 +207,5 @@ func describeMachine(ctx context.Context, rdb redis.UniversalClient) string {
 	if out, err := exec.Command("uname", "-r").Output(); err == nil {
 		kernel = ", Linux " + strings.TrimSpace(string(out))
 	}
-	return fmt.Sprintf("%s (%d cores%s%s), %s, %s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version(), redisVersion)
+	return fmt.Sprintf("%s (%d cores%s%s; load average %s at the start), %s, %s", cpu, runtime.NumCPU(), mem, kernel, loadAverage(), runtime.Version(), redisVersion)
 }

@@ -36,8 +36,17 @@ type WorkerOptions struct {
 	// TaskCheckInterval and Wake tune the orderflow worker (idle runs).
 	TaskCheckInterval time.Duration
 	Wake              bool
+	// WakeWorkers is the engine's number of wake-path goroutines; zero
+	// keeps its default.
+	WakeWorkers int
 	// ProviderLatency is added to every provider call.
 	ProviderLatency time.Duration
+	// WorkerID names the worker in its lease tokens (each token starts
+	// with it and a dash). Empty: a random one.
+	WorkerID string
+	// Lease and ReaperInterval tune the engine; zero keeps its defaults
+	// (5s and 1s).
+	Lease, ReaperInterval time.Duration
 }
 
 // RunWorker runs a benchmark worker until ctx ends: an orderflow worker, or
@@ -58,7 +67,9 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 	switch o.Mode {
 	case ModeOrderflow:
 		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log}
+		cfg.Engine.WorkerID, cfg.Engine.Lease, cfg.Engine.ReaperInterval = o.WorkerID, o.Lease, o.ReaperInterval
 		cfg.Engine.OnFinish = func(in *statemachine.Instance) { pub.done(in.ID) }
+		cfg.Engine.WakeWorkers = o.WakeWorkers
 		if !o.Wake {
 			cfg.Engine.WakeWorkers = -1
 		}

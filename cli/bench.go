@@ -13,7 +13,7 @@ import (
 )
 
 func runBench(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet("bench", "The benchmark harness: orderflow against a raw asynq chain, idle latency, API throughput, worker scaling.", env.Stderr)
+	fs := newFlagSet("bench", "The benchmark harness: orderflow against a raw asynq chain, idle latency, API throughput, sustained load, worker scaling; or, with --soak, a long steady load with a worker killed half way.", env.Stderr)
 	redisURL := fs.String("redis-url", "", "Redis to use (it is flushed!); empty starts a redis-server on a free port")
 	n := fs.Int("orders", 20000, "orders per throughput run")
 	concurrency := fs.Int("concurrency", 20, "concurrency of each worker process")
@@ -21,10 +21,44 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	apiDur := fs.Duration("api-duration", 5*time.Second, "how long to load POST /v1/orders")
 	scaling := fs.String("scaling", "1,2,4", "worker process counts to run")
 	rounds := fs.Int("rounds", 5, "alternating rounds of the orderflow/chain comparison")
-	out := fs.String("out", "", "markdown file to write the results into (between its bench markers)")
-	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes")
+	soak := fs.Bool("soak", false, "run the soak instead: a steady load for --duration, a worker killed half way")
+	rate := fs.Float64("rate", 300, "orders per second of the steady load (the sustained-load run, or the soak)")
+	duration := fs.Duration("duration", 0, "how long the steady load runs (0: 60s for the sustained-load run, 15m with --soak)")
+	workers := fs.Int("workers", 2, "worker processes of the steady load")
+	latency := fs.Duration("provider-latency", 5*time.Millisecond, "how long each provider call takes in the steady load and the scaling runs")
+	interval := fs.Duration("interval", time.Minute, "length of a row of the steady load's tables")
+	lease := fs.Duration("lease", 5*time.Second, "the soak workers' lease")
+	reaper := fs.Duration("reaper-interval", time.Second, "the soak workers' reaper interval")
+	wakeWorkers := fs.Int("wake-workers", 0, "the steady-load workers' wake-path goroutines (0: the engine's default)")
+	out := fs.String("out", "", "markdown file to write the results into (between its bench markers, or its soak markers with --soak)")
+	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes and the driver")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
+	}
+	if *rate <= 0 || *duration < 0 || *workers < 1 || *workers > 16 || *latency <= 0 || *interval <= 0 || *concurrency < 1 {
+		return usageError{fmt.Errorf("--rate, --interval and --provider-latency must be positive, --duration not negative, --workers from 1 to 16")}
+	}
+	command := strings.TrimSpace("orderflow bench " + strings.Join(args, " "))
+	if *soak {
+		if *lease < 100*time.Millisecond || *reaper <= 0 {
+			return usageError{fmt.Errorf("--lease must be at least 100ms and --reaper-interval positive")}
+		}
+		res, err := bench.RunSoak(ctx, bench.SoakConfig{
+			RedisURL: *redisURL, Rate: *rate, Duration: *duration, Workers: *workers, Concurrency: *concurrency,
+			ProviderLatency: *latency, Lease: *lease, ReaperInterval: *reaper, Interval: *interval, WakeWorkers: *wakeWorkers,
+			Log: env.Stderr, ProfileDir: *profiles, Command: command,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, res.Markdown())
+		if *out != "" {
+			if err := res.WriteDoc(*out); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "bench: soak results written to %s\n", *out)
+		}
+		return nil
 	}
 	var counts []int
 	for _, s := range strings.Split(*scaling, ",") {
@@ -34,13 +68,15 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		counts = append(counts, v)
 	}
-	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 {
+	if *n < 100 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 {
 		return usageError{fmt.Errorf("--orders must be at least 100 (50 a round), and --concurrency, --idle-samples, --rounds and --api-duration positive")}
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		RedisURL: *redisURL, Orders: *n, Concurrency: *concurrency, IdleSamples: *idle,
 		APIDuration: *apiDur, Scaling: counts, Rounds: *rounds, Log: env.Stderr, ProfileDir: *profiles,
-		Command: "orderflow bench " + strings.Join(args, " "),
+		ScalingLatency: *latency, SustainedRate: *rate, SustainedDuration: *duration, SustainedWorkers: *workers,
+		SustainedLatency: *latency, Interval: *interval, WakeWorkers: *wakeWorkers,
+		Command: command,
 	})
 	if err != nil {
 		return err
@@ -64,7 +100,11 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 20, "concurrency")
 	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 100*time.Millisecond, "asynq poll interval")
 	fs.BoolVar(&o.Wake, "wake", true, "use the wake fast path")
+	fs.IntVar(&o.WakeWorkers, "wake-workers", 0, "the engine's wake-path goroutines (0: its default)")
 	fs.DurationVar(&o.ProviderLatency, "provider-latency", 0, "latency added to every provider call")
+	fs.StringVar(&o.WorkerID, "worker-id", "", "the worker's ID, which starts its lease tokens (empty: random)")
+	fs.DurationVar(&o.Lease, "lease", 0, "the engine's lease (0: its default)")
+	fs.DurationVar(&o.ReaperInterval, "reaper-interval", 0, "the engine's reaper interval (0: its default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the worker to this file")
 	var l logFlags
 	l.register(fs, "text")
