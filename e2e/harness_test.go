@@ -42,17 +42,34 @@ type options struct {
 	timeout   time.Duration // provider call timeout
 	noWorker  bool
 	retention time.Duration // how long finished orders are kept; 0: the default
+	// version is the workflow version new orders take (0: 1), and v2
+	// configures version 2.
+	version int
+	v2      statemachine.OrderV2Options
 }
+
+// registry is the bundle's registry of workflow versions.
+func (o options) registry() *statemachine.Registry { return fastRegistry(o.version, o.v2) }
 
 // fastOrderRegistry is OrderV1 with short backoffs, so retry paths finish in
 // well under a second.
-func fastOrderRegistry() *statemachine.Registry {
-	d := statemachine.OrderV1()
-	for i := range d.States {
-		p := &d.States[i].Retry
-		p.InitialInterval, p.MaxInterval = 20*time.Millisecond, 100*time.Millisecond
+func fastOrderRegistry() *statemachine.Registry { return fastRegistry(1, statemachine.OrderV2Options{}) }
+
+// fastRegistry holds both versions of the order workflow with short
+// backoffs, new orders taking version; o configures version 2.
+func fastRegistry(version int, o statemachine.OrderV2Options) *statemachine.Registry {
+	r := statemachine.NewRegistry()
+	for _, d := range []*statemachine.Definition{statemachine.OrderV1(), statemachine.OrderV2(o)} {
+		for i := range d.States {
+			p := &d.States[i].Retry
+			p.InitialInterval, p.MaxInterval = 20*time.Millisecond, 100*time.Millisecond
+		}
+		r.MustRegister(d)
 	}
-	return statemachine.NewRegistry().MustRegister(d)
+	if err := r.SetDefault(statemachine.OrderWorkflow, max(version, 1)); err != nil {
+		panic(err)
+	}
+	return r
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -80,7 +97,7 @@ func setup(t *testing.T, r *redistest.Instance, o options) *testBundle {
 	if !o.noWorker {
 		b.startWorker(t, o)
 	}
-	ac := server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: fastOrderRegistry()}
+	ac := server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: o.registry()}
 	ac.Store.Retention = o.retention
 	b.api, err = server.StartAPI(conn, ac, nil)
 	require.NoError(t, err)
@@ -99,7 +116,8 @@ func (b *testBundle) startWorker(t *testing.T, o options) *server.Worker {
 	require.NoError(t, err)
 	wc := server.WorkerConfig{
 		Concurrency: 8, TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
-		ShutdownTimeout: 3 * time.Second, Registry: fastOrderRegistry(), Logger: testLogger(t),
+		ShutdownTimeout: 3 * time.Second, Registry: o.registry(), Logger: testLogger(t),
+		Activities: orders.Options{ShipmentPoll: 20 * time.Millisecond},
 	}
 	wc.Engine.Lease = time.Second
 	wc.Engine.ReaperInterval = 100 * time.Millisecond

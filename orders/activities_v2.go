@@ -166,11 +166,11 @@ func (a *activities) shipTracked(ctx context.Context, in *statemachine.Instance)
 		if err != nil {
 			return nil, err
 		}
-		if s.Done() {
-			return shipped(s)
-		}
 		if err := engine.Heartbeat(ctx, engine.Progress{Percent: s.Progress, Detail: s.Status}); err != nil {
 			return nil, err
+		}
+		if s.Done() {
+			return shipped(s)
 		}
 		select {
 		case <-ctx.Done():

@@ -42,6 +42,34 @@ type Resource struct {
 	// DeadLetter is set while a step that never gives up (a compensation,
 	// a shipment) waits for an operator after exhausting its attempts.
 	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
+
+	// Fields of workflow version 2 (API.md), absent where they do not
+	// apply.
+
+	// Paused is set while an operator has paused the order.
+	Paused bool `json:"paused,omitempty"`
+	// Review is set while the order waits in review.
+	Review *Review `json:"review,omitempty"`
+	// RiskDecision is the risk agent's decision: approve, review or reject.
+	RiskDecision string `json:"risk_decision,omitempty"`
+	// Warehouse is where the stock was reserved.
+	Warehouse string `json:"warehouse,omitempty"`
+	// Progress is a long step's last reported progress.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Review is an order waiting for a human: why, and until when.
+type Review struct {
+	Reason   string    `json:"reason"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// Progress is a long step's progress, updated by its heartbeats.
+type Progress struct {
+	Step    string    `json:"step"`
+	Percent int       `json:"percent"`
+	Detail  string    `json:"detail,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // DeadLetter says which step waits for an operator to retry or resolve it.
@@ -77,6 +105,18 @@ func NewResource(in *statemachine.Instance) Resource {
 	}
 	if in.DeadLetter != "" {
 		r.DeadLetter = &DeadLetter{Step: in.DeadLetter}
+	}
+	r.Paused = in.Paused
+	r.RiskDecision = in.Results[ResultDecision]
+	r.Warehouse = in.Results[ResultWarehouse]
+	if in.State == statemachine.OrderInReview && !in.Deadline.IsZero() {
+		r.Review = &Review{Reason: in.Results[ResultDecisionReason], Deadline: in.Deadline}
+	}
+	if in.Progress != "" {
+		var p Progress
+		if json.Unmarshal([]byte(in.Progress), &p) == nil {
+			r.Progress = &p
+		}
 	}
 	return r
 }

@@ -44,6 +44,9 @@ type WorkerConfig struct {
 	// Registry holds the workflow versions the worker runs. Default
 	// statemachine.NewOrderRegistry().
 	Registry *statemachine.Registry
+	// Activities tunes the order steps (how often a followed shipment is
+	// polled).
+	Activities orders.Options
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -101,7 +104,7 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 	store := statemachine.NewStore(rdb, cfg.Store)
 	queue := tasks.NewQueue(rdb, tasks.QueueConfig{})
 	cfg.Engine.Concurrency, cfg.Engine.Queues, cfg.Engine.Backlog = cfg.Concurrency, queues, backlog.Len
-	eng, err := engine.New(cfg.Engine, store, registry, orders.Activities(p), queue, engine.NewMetrics(reg))
+	eng, err := engine.New(cfg.Engine, store, registry, orders.ActivitiesWith(p, cfg.Activities), queue, engine.NewMetrics(reg))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("building engine: %w", err)
