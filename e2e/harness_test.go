@@ -53,7 +53,9 @@ func (o options) registry() *statemachine.Registry { return fastRegistry(o.versi
 
 // fastOrderRegistry is OrderV1 with short backoffs, so retry paths finish in
 // well under a second.
-func fastOrderRegistry() *statemachine.Registry { return fastRegistry(1, statemachine.OrderV2Options{}) }
+func fastOrderRegistry() *statemachine.Registry {
+	return fastRegistry(1, statemachine.OrderV2Options{})
+}
 
 // fastRegistry holds both versions of the order workflow with short
 // backoffs, new orders taking version; o configures version 2.
