@@ -45,6 +45,7 @@ func commands() []command {
 		{"worker", "A worker: runs workflow steps from the queues.", runWorker},
 		{"sim", "The provider simulators (inventory, payment, shipping) over HTTP.", runSim},
 		{"audit", "Check every order against the provider ledgers; exits 1 on any violation.", runAudit},
+		{"versions", "check|migrate: whether orders in flight could move to another workflow version, and the move.", runVersions},
 		{"chaos", "The chaos harness (needs redis-server): faults, kills and a Redis restart, then an audit.", runChaos},
 		{"bench", "The benchmark harness (needs redis-server): orderflow against a raw asynq chain, and more.", runBench},
 		{"bench-worker", "A benchmark worker process, started by bench.", runBenchWorker},

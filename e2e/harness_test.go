@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -46,6 +47,9 @@ type options struct {
 	// configures version 2.
 	version int
 	v2      statemachine.OrderV2Options
+	// apiRegistry, when set, is the API's registry (a test may change its
+	// default version while orders run).
+	apiRegistry *statemachine.Registry
 }
 
 // registry is the bundle's registry of workflow versions.
@@ -99,7 +103,7 @@ func setup(t *testing.T, r *redistest.Instance, o options) *testBundle {
 	if !o.noWorker {
 		b.startWorker(t, o)
 	}
-	ac := server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: o.registry()}
+	ac := server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: cmp.Or(o.apiRegistry, o.registry())}
 	ac.Store.Retention = o.retention
 	b.api, err = server.StartAPI(conn, ac, nil)
 	require.NoError(t, err)

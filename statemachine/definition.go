@@ -124,6 +124,10 @@ type State struct {
 	Branches []string
 	Join     func(JoinInput) JoinDecision
 
+	// Requires lists the results an instance must hold to be in this
+	// state (a reservation before a charge); a migration checks them.
+	Requires []string
+
 	// Heartbeat makes the step long-running: its activity reports progress
 	// with engine.Heartbeat at least this often. The lease is renewed only
 	// by heartbeats, so a step that falls silent for longer loses it and

@@ -18,6 +18,9 @@ const (
 	// EventDeadLettered: a step that never gives up exhausted its attempts
 	// and waits for an operator (retry or resolve).
 	EventDeadLettered = "dead_lettered"
+	// EventMigrated: an operator moved the instance to another version of
+	// its workflow.
+	EventMigrated = "migrated"
 )
 
 // Event is one entry of an instance's append-only history.
