@@ -77,16 +77,20 @@ func (c Config) WithDefaults() Config {
 
 // Result is what a chaos run measured.
 type Result struct {
-	Submitted  int // POST requests sent, duplicates included
-	Distinct   int // distinct orders sent
-	KeyOnly    int // orders sent with an Idempotency-Key and no order_id
-	Accepted   int // distinct orders answered 202
-	Refused    int // distinct orders never accepted (5xx to the end)
-	Duplicates int // duplicate POSTs sent
-	Cancels    int // cancels sent
-	Completed  int
-	Failed     int
-	Cancelled  int
+	Submitted int // POST requests sent, duplicates included
+	Distinct  int // distinct orders sent
+	KeyOnly   int // orders sent with an Idempotency-Key and no order_id
+	V2        int // orders started under workflow v2
+	// Approved, Rejected and TimedOut count v2 reviews decided each way;
+	// Paused the orders paused and resumed.
+	Approved, Rejected, TimedOut, Paused int
+	Accepted                             int // distinct orders answered 202
+	Refused                              int // distinct orders never accepted (5xx to the end)
+	Duplicates                           int // duplicate POSTs sent
+	Cancels                              int // cancels sent
+	Completed                            int
+	Failed                               int
+	Cancelled                            int
 	// Lost counts accepted orders that do not exist or never finished.
 	Lost int
 	// DoubleEffects counts idempotency keys applied more than once.
@@ -118,6 +122,8 @@ func (r *Result) OK() bool {
 func (r *Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "orders sent:        %d distinct (%d by Idempotency-Key alone; %d POSTs, %d duplicates), %d cancels\n", r.Distinct, r.KeyOnly, r.Submitted, r.Duplicates, r.Cancels)
+	fmt.Fprintf(&b, "workflow v2:        %d orders; reviews %d approved, %d rejected, %d timed out; %d paused and resumed\n",
+		r.V2, r.Approved, r.Rejected, r.TimedOut, r.Paused)
 	fmt.Fprintf(&b, "accepted:           %d (refused while Redis was down and never retried in time: %d)\n", r.Accepted, r.Refused)
 	fmt.Fprintf(&b, "finished:           %d completed, %d failed, %d cancelled\n", r.Completed, r.Failed, r.Cancelled)
 	fmt.Fprintf(&b, "lost:               %d\n", r.Lost)
@@ -142,13 +148,16 @@ func (r *Result) String() string {
 
 // system is the running processes of one chaos run.
 type system struct {
-	cfg      Config
-	redis    *redisserver.Server
-	conn     *server.RedisConn
-	sim      *subproc.Proc
-	simURL   string
-	api      *subproc.Proc
-	apiURL   string
+	cfg    Config
+	redis  *redisserver.Server
+	conn   *server.RedisConn
+	sim    *subproc.Proc
+	simURL string
+	api    *subproc.Proc
+	apiURL string
+	// apiV2 serves the same orders, but new ones take workflow v2.
+	apiV2    *subproc.Proc
+	apiV2URL string
 	mu       sync.Mutex
 	workers  []*worker
 	workerID int
@@ -187,6 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer s.api.Stop()
+	defer s.apiV2.Stop()
 	for range cfg.Workers {
 		w, err := s.startWorker()
 		if err != nil {
@@ -236,8 +246,10 @@ func (s *system) startSim() error {
 	share := s.cfg.FaultRate / 6 // 5xx, lost answers, 429s, in-progress keys, stray answers, and declined customers
 	args := []string{"sim", "--redis-url", s.redis.URL(), "--sim-listen", addr, "--log-level", "warn",
 		"--sim-seed", "42", "--payment-decline-customers", strings.Join(declinedCustomers, ","),
-		"--shipping-decline-customers", strings.Join(undeliverableCustomers, ",")}
-	for _, p := range []string{"inventory", "payment", "shipping"} {
+		"--shipping-decline-customers", strings.Join(undeliverableCustomers, ","),
+		"--risk-review-customers", strings.Join(reviewCustomers, ","), "--risk-reject-customers", strings.Join(rejectCustomers, ","),
+		"--inventory-out-of-stock-warehouses", chaosWarehouses[0], "--shipping-duration", "300ms"}
+	for _, p := range []string{"inventory", "payment", "shipping", "risk"} {
 		args = append(args,
 			"--"+p+"-failure-rate", fmt.Sprint(share),
 			"--"+p+"-timeout-rate", fmt.Sprint(share),
@@ -256,16 +268,28 @@ func (s *system) startSim() error {
 }
 
 func (s *system) startAPI(ctx context.Context) error {
+	var err error
+	if s.api, s.apiURL, err = s.startAPIVersion(1); err != nil {
+		return err
+	}
+	s.apiV2, s.apiV2URL, err = s.startAPIVersion(2)
+	return err
+}
+
+// startAPIVersion starts an API process whose new orders take version.
+func (s *system) startAPIVersion(version int) (*subproc.Proc, string, error) {
 	port, err := redisserver.FreePort()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if s.api, err = subproc.Start(s.cfg.Exe, []string{"api", "--redis-url", s.redis.URL(), "--listen", addr, "--log-level", "warn"}, ""); err != nil {
-		return err
+	p, err := subproc.Start(s.cfg.Exe, []string{"api", "--redis-url", s.redis.URL(), "--listen", addr, "--log-level", "warn",
+		"--workflow-version", strconv.Itoa(version)}, "")
+	if err != nil {
+		return nil, "", err
 	}
-	s.apiURL = "http://" + addr
-	return waitHTTP(s.apiURL+"/readyz", 30*time.Second)
+	url := "http://" + addr
+	return p, url, waitHTTP(url+"/readyz", 30*time.Second)
 }
 
 // startWorker starts one worker process and learns the ID it leases under
@@ -273,6 +297,7 @@ func (s *system) startAPI(ctx context.Context) error {
 func (s *system) startWorker() (*worker, error) {
 	args := []string{"worker", "--redis-url", s.redis.URL(),
 		"--payment-url", s.simURL + "/payment", "--inventory-url", s.simURL + "/inventory", "--shipping-url", s.simURL + "/shipping",
+		"--risk-url", s.simURL + "/risk", "--warehouses", strings.Join(chaosWarehouses, ","), "--review-timeout", reviewTimeout.String(),
 		"--lease", s.cfg.Lease.String(), "--reaper-interval", "200ms", "--task-check-interval", "50ms",
 		"--provider-timeout", "1s", "--log-format", "json", "--log-level", "info"}
 	p, err := subproc.Start(s.cfg.Exe, args, "")

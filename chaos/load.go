@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,7 +20,17 @@ import (
 var (
 	declinedCustomers      = []string{"chaos-broke-1", "chaos-broke-2"}
 	undeliverableCustomers = []string{"chaos-far-1"}
+	// Workflow v2: the risk agent sends some customers to a human's
+	// review and rejects others; the reviews are approved, rejected, or
+	// left to time out.
+	reviewCustomers = []string{"chaos-review-1", "chaos-review-2", "chaos-review-3"}
+	rejectCustomers = []string{"chaos-risky-1"}
+	// chaosWarehouses are v2's warehouses; the first is out of stock.
+	chaosWarehouses = []string{"wh-empty", "wh-east", "wh-west"}
 )
+
+// reviewTimeout is the chaos workers' review deadline.
+const reviewTimeout = 3 * time.Second
 
 // load sends the orders: each with an Idempotency-Key, retried through
 // outages; a share by the key alone, without an order_id (the server
@@ -41,6 +52,10 @@ type load struct {
 	// dupOrders counts key-only retries answered with another order than
 	// the first answer named: a second order made under one key.
 	dupOrders int
+	// v2 counts orders sent to the v2 API; approved, rejected and
+	// timedOut the reviews decided each way; paused the orders paused
+	// and resumed.
+	v2, approved, rejected, timedOut, paused int
 }
 
 func newLoad(s *system, cfg Config) *load {
@@ -86,11 +101,16 @@ func (l *load) dice() float64 {
 func (l *load) order(ctx context.Context, i int) {
 	name := fmt.Sprintf("chaos-%d", i)
 	customer := fmt.Sprintf("cust-%d", i%97)
+	isV2 := i%2 == 1
 	switch d := l.dice(); {
 	case d < 0.05:
 		customer = declinedCustomers[i%len(declinedCustomers)]
 	case d < 0.08:
 		customer = undeliverableCustomers[0]
+	case isV2 && d < 0.20:
+		customer = reviewCustomers[i%len(reviewCustomers)]
+	case isV2 && d < 0.23:
+		customer = rejectCustomers[0]
 	}
 	req := orders.Request{OrderID: name, CustomerID: customer, Currency: "USD",
 		Items: []orders.Item{{SKU: fmt.Sprintf("SKU-%d", i%13), Qty: int64(1 + i%3), UnitPriceCents: int64(100 + i%900)}}}
@@ -101,7 +121,12 @@ func (l *load) order(ctx context.Context, i int) {
 		l.count(&l.keyOnly)
 	}
 	key := "chaos-key-" + name
-	id, ok := l.post(ctx, req, key, true)
+	base := l.s.apiURL
+	if isV2 {
+		base = l.s.apiV2URL
+		l.count(&l.v2)
+	}
+	id, ok := l.post(ctx, base, req, key, true)
 	if !ok {
 		l.mu.Lock()
 		l.refused++
@@ -115,18 +140,52 @@ func (l *load) order(ctx context.Context, i int) {
 	case d < 0.10:
 		// The client did not see the answer and sends the same request.
 		l.count(&l.duplicates)
-		if again, ok := l.post(ctx, req, key, false); ok && again != id {
+		if again, ok := l.post(ctx, base, req, key, false); ok && again != id {
 			l.count(&l.dupOrders)
 		}
 	case d < 0.15 && !keyOnly:
 		// Another client sends the same order without a key.
 		l.count(&l.duplicates)
-		l.post(ctx, req, "", false)
+		l.post(ctx, base, req, "", false)
+	}
+	if isV2 && slices.Contains(reviewCustomers, customer) {
+		l.review(ctx, id)
+	}
+	if l.dice() < 0.05 {
+		// An operator pauses it for a moment.
+		l.count(&l.paused)
+		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/pause", nil, "")
+		time.Sleep(time.Duration(l.dice() * float64(500*time.Millisecond)))
+		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/resume", nil, "")
 	}
 	if l.dice() < 0.10 {
 		time.Sleep(time.Duration(l.dice() * float64(300*time.Millisecond)))
 		l.count(&l.cancels)
 		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, "")
+	}
+}
+
+// review decides an order waiting for a human: approve, reject, or leave
+// it to its deadline.
+func (l *load) review(ctx context.Context, id string) {
+	// Wait until it is in review (or gone past it), within the deadline.
+	deadline := time.Now().Add(reviewTimeout)
+	for time.Now().Before(deadline) {
+		status, body := l.sendRead(ctx, http.MethodGet, "/v1/orders/"+id, nil, "")
+		if status == http.StatusOK && bytes.Contains(body, []byte(`"state":"in_review"`)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	switch d := l.dice(); {
+	case d < 0.4:
+		l.count(&l.approved)
+		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/approve", nil, "")
+	case d < 0.7:
+		l.count(&l.rejected)
+		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/reject", nil, "")
+	default:
+		l.count(&l.timedOut)
 	}
 }
 
@@ -140,12 +199,12 @@ func (l *load) count(n *int) {
 // connection errors for up to 45s, as a client should. It returns the
 // accepted order's ID (the server's choice for a key-only order) and
 // whether it was accepted.
-func (l *load) post(ctx context.Context, req orders.Request, key string, retry bool) (string, bool) {
+func (l *load) post(ctx context.Context, base string, req orders.Request, key string, retry bool) (string, bool) {
 	body, _ := json.Marshal(req)
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		l.count(&l.submitted)
-		status, answer := l.sendRead(ctx, http.MethodPost, "/v1/orders", body, key)
+		status, answer := l.sendTo(ctx, base, http.MethodPost, "/v1/orders", body, key)
 		switch {
 		case status == http.StatusAccepted:
 			var o struct {
@@ -173,7 +232,12 @@ func (l *load) send(ctx context.Context, method, path string, body []byte, key s
 // sendRead sends one request and returns its status (0 when no answer came)
 // and body.
 func (l *load) sendRead(ctx context.Context, method, path string, body []byte, key string) (int, []byte) {
-	r, err := http.NewRequestWithContext(ctx, method, l.s.apiURL+path, bytes.NewReader(body))
+	return l.sendTo(ctx, l.s.apiURL, method, path, body, key)
+}
+
+// sendTo is sendRead to the API at base.
+func (l *load) sendTo(ctx context.Context, base, method, path string, body []byte, key string) (int, []byte) {
+	r, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil
 	}
@@ -211,4 +275,5 @@ func (l *load) fill(r *Result) {
 	r.Distinct, r.Accepted, r.Refused = l.cfg.Orders, len(l.ok), l.refused
 	r.Submitted, r.Duplicates, r.Cancels = l.submitted, l.duplicates, l.cancels
 	r.KeyOnly, r.DuplicateOrders = l.keyOnly, l.dupOrders
+	r.V2, r.Approved, r.Rejected, r.TimedOut, r.Paused = l.v2, l.approved, l.rejected, l.timedOut, l.paused
 }

@@ -34,6 +34,7 @@ func TestChaosSmall(t *testing.T) {
 	require.Zero(t, res.LeftEffects, "effects left on failed or cancelled orders")
 	require.Zero(t, res.DuplicateOrders, "duplicate orders per key")
 	require.Positive(t, res.KeyOnly, "some orders went by key alone")
+	require.Positive(t, res.V2, "some orders ran on workflow v2")
 	require.True(t, res.Audit.OK(), "audit violations: %v", res.Audit.Violations)
 	require.Equal(t, 2, res.Kills)
 	require.Equal(t, 2, res.RedisRestarts)
