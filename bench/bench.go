@@ -194,23 +194,26 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	// The machine is noisy: run the two modes in alternating rounds and
 	// compare each round's pair, so that a slow spell hits both.
 	per := cfg.Orders / cfg.Rounds
-	var bls, ofs []ThroughputResult
+	var bls, ofs, v2s []ThroughputResult
 	for round := range cfg.Rounds {
-		for _, mode := range []string{ModeBaseline, ModeOrderflow} {
+		for _, mode := range []string{ModeBaseline, ModeOrderflow, ModeOrderflowV2} {
 			h.logf("throughput round %d/%d: %s, %d orders, 1 worker × %d", round+1, cfg.Rounds, mode, per, cfg.Concurrency)
 			r, err := h.throughput(ctx, mode, 1, per, 0)
 			if err != nil {
 				return nil, fmt.Errorf("%s throughput: %w", mode, err)
 			}
-			if mode == ModeBaseline {
+			switch mode {
+			case ModeBaseline:
 				bls = append(bls, r)
-			} else {
+			case ModeOrderflow:
 				ofs = append(ofs, r)
+			default:
+				v2s = append(v2s, r)
 			}
 		}
 		res.RoundRatios = append(res.RoundRatios, ofs[round].OrdersPerSec/bls[round].OrdersPerSec)
 	}
-	res.Baseline, res.Orderflow = combine(bls), combine(ofs)
+	res.Baseline, res.Orderflow, res.OrderflowV2 = combine(bls), combine(ofs), combine(v2s)
 	h.logf("idle latency: %d orders one at a time, asynq polling only", cfg.IdleSamples)
 	if res.IdlePolling, err = h.idle(ctx, false); err != nil {
 		return nil, fmt.Errorf("idle latency: %w", err)
@@ -374,10 +377,14 @@ func (h *harness) submitter(mode string, outstanding int) (submitter, func(), er
 	}
 	rdb := conn.Client
 	switch mode {
-	case ModeOrderflow:
+	case ModeOrderflow, ModeOrderflowV2:
 		store := statemachine.NewStore(rdb, statemachine.StoreConfig{})
+		reg := statemachine.NewOrderRegistry()
+		if mode == ModeOrderflowV2 {
+			_ = reg.SetDefault(statemachine.OrderWorkflow, 2)
+		}
 		eng, err := engine.New(engine.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store,
-			statemachine.NewOrderRegistry(), nil, tasks.NewQueue(rdb, tasks.QueueConfig{}), nil)
+			reg, nil, tasks.NewQueue(rdb, tasks.QueueConfig{}), nil)
 		if err != nil {
 			store.Close()
 			_ = conn.Close()

@@ -21,6 +21,9 @@ type Results struct {
 	Date      time.Time
 	Baseline  ThroughputResult
 	Orderflow ThroughputResult
+	// OrderflowV2 is orderflow running workflow version 2, in the same
+	// rounds.
+	OrderflowV2 ThroughputResult
 	// RoundRatios are orderflow/chain throughput per alternating round.
 	RoundRatios []float64
 	IdlePolling IdleResult
@@ -101,6 +104,21 @@ func (r *Results) Markdown() string {
 	w("Top commands, chain: %s.  ", strings.Join(bl.TopCommands, ", "))
 	w("Top commands, orderflow: %s.", strings.Join(of.TopCommands, ", "))
 	w("")
+	v2 := r.OrderflowV2
+	if v2.OrdersPerSec > 0 {
+		w("#### Workflow v2")
+		w("")
+		w("The same rounds with orders on workflow v2: a risk assessment, a reservation fanned out over one warehouse, a charge, and a tracked shipment (the in-process provider ships at once, so no polling), each a step of its own; the fan-out's begin is a write of its own.")
+		w("")
+		w("| | chain | v1 | v2 | v2 / v1 | v2 / chain |")
+		w("|---|---:|---:|---:|---:|---:|")
+		w("| orders/s | %.0f | %.0f | %.0f | %.2f× | %.2f× |", bl.OrdersPerSec, of.OrdersPerSec, v2.OrdersPerSec, v2.OrdersPerSec/of.OrdersPerSec, v2.OrdersPerSec/bl.OrdersPerSec)
+		w("| Redis commands per order | %.1f | %.1f | %.1f | %.2f× | %.2f× |", bl.CommandsPerOrd, of.CommandsPerOrd, v2.CommandsPerOrd, v2.CommandsPerOrd/of.CommandsPerOrd, v2.CommandsPerOrd/bl.CommandsPerOrd)
+		w("| Redis memory per completed order | — | %.0f B | %.0f B | %.2f× | |", of.BytesPerOrder, v2.BytesPerOrder, v2.BytesPerOrder/of.BytesPerOrder)
+		w("")
+		w("Top commands, v2: %s.", strings.Join(v2.TopCommands, ", "))
+		w("")
+	}
 	w("### Idle latency")
 	w("")
 	w("%d orders one at a time: POST /v1/orders, then GET /v1/orders/{id}?wait=10s, which answers when the order is finished (no polling in the client). One API and one worker process.", c.IdleSamples)

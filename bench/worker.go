@@ -26,6 +26,10 @@ const DoneChannel = "bench:done"
 const (
 	ModeOrderflow = "orderflow"
 	ModeBaseline  = "baseline"
+	// ModeOrderflowV2 is orderflow running version 2 of the order
+	// workflow (risk agent, a fan-out reservation, a tracked shipment).
+	// Its workers are ModeOrderflow's: they run every version.
+	ModeOrderflowV2 = "orderflow-v2"
 )
 
 // WorkerOptions configure a benchmark worker process.
@@ -65,7 +69,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 	inproc.Latency = o.ProviderLatency
 	prov := inproc.Set()
 	switch o.Mode {
-	case ModeOrderflow:
+	case ModeOrderflow, ModeOrderflowV2:
 		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log}
 		cfg.Engine.WorkerID, cfg.Engine.Lease, cfg.Engine.ReaperInterval = o.WorkerID, o.Lease, o.ReaperInterval
 		cfg.Engine.OnFinish = func(in *statemachine.Instance) { pub.done(in.ID) }

@@ -91,8 +91,10 @@ type Result struct {
 	Completed                            int
 	Failed                               int
 	Cancelled                            int
-	// Lost counts accepted orders that do not exist or never finished.
-	Lost int
+	// Lost counts accepted orders that do not exist or never finished;
+	// LostOrders says where each is.
+	Lost       int
+	LostOrders []string
 	// DoubleEffects counts idempotency keys applied more than once.
 	DoubleEffects int
 	// LeftEffects counts failed or cancelled orders left with an effect
@@ -127,6 +129,9 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "accepted:           %d (refused while Redis was down and never retried in time: %d)\n", r.Accepted, r.Refused)
 	fmt.Fprintf(&b, "finished:           %d completed, %d failed, %d cancelled\n", r.Completed, r.Failed, r.Cancelled)
 	fmt.Fprintf(&b, "lost:               %d\n", r.Lost)
+	for _, l := range r.LostOrders {
+		fmt.Fprintf(&b, "  %s\n", l)
+	}
 	fmt.Fprintf(&b, "double effects:     %d\n", r.DoubleEffects)
 	fmt.Fprintf(&b, "effects left:       %d (on failed or cancelled orders)\n", r.LeftEffects)
 	fmt.Fprintf(&b, "duplicate orders:   %d\n", r.DuplicateOrders)

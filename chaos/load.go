@@ -154,14 +154,14 @@ func (l *load) order(ctx context.Context, i int) {
 	if l.dice() < 0.05 {
 		// An operator pauses it for a moment.
 		l.count(&l.paused)
-		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/pause", nil, "")
+		l.signal(ctx, id, "pause")
 		time.Sleep(time.Duration(l.dice() * float64(500*time.Millisecond)))
-		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/resume", nil, "")
+		l.signal(ctx, id, "resume")
 	}
 	if l.dice() < 0.10 {
 		time.Sleep(time.Duration(l.dice() * float64(300*time.Millisecond)))
 		l.count(&l.cancels)
-		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, "")
+		l.signal(ctx, id, "cancel")
 	}
 }
 
@@ -180,12 +180,25 @@ func (l *load) review(ctx context.Context, id string) {
 	switch d := l.dice(); {
 	case d < 0.4:
 		l.count(&l.approved)
-		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/approve", nil, "")
+		l.signal(ctx, id, "approve")
 	case d < 0.7:
 		l.count(&l.rejected)
-		l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/reject", nil, "")
+		l.signal(ctx, id, "reject")
 	default:
 		l.count(&l.timedOut)
+	}
+}
+
+// signal sends a signal, retried through outages (5xx, 429, no answer) for
+// up to 45s, as a client should: a signal is idempotent.
+func (l *load) signal(ctx context.Context, id, name string) {
+	deadline := time.Now().Add(45 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		status := l.send(ctx, http.MethodPost, "/v1/orders/"+id+"/"+name, nil, "")
+		if status != 0 && status < 500 && status != http.StatusTooManyRequests {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

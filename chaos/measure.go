@@ -64,7 +64,7 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 	if err != nil {
 		return err
 	}
-	for _, v := range st {
+	for id, v := range st {
 		switch statemachine.Status(v) {
 		case statemachine.StatusCompleted:
 			r.Completed++
@@ -74,6 +74,7 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 			r.Cancelled++
 		default:
 			r.Lost++
+			r.LostOrders = append(r.LostOrders, s.describeLost(ctx, id, v))
 		}
 	}
 	if r.Audit, err = audit.Run(ctx, s.conn.Client, audit.Config{MaxRunning: time.Hour}); err != nil {
@@ -110,6 +111,29 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 		r.ResumeP99 = resumes[min(n-1, n*99/100)]
 	}
 	return nil
+}
+
+// describeLost says where a lost order is: missing, or its state and its
+// last history events, for the report.
+func (s *system) describeLost(ctx context.Context, id, status string) string {
+	if status == "" {
+		return id + ": no such order"
+	}
+	store := statemachine.NewStore(s.conn.Client, statemachine.StoreConfig{})
+	defer store.Close()
+	in, err := store.Load(ctx, id)
+	if err != nil {
+		return id + ": " + err.Error()
+	}
+	desc := fmt.Sprintf("%s: v%d %s (lease %q until %s, next %s, paused %v, dead letter %q, attempts %v, error %q)",
+		id, in.Version, in.State, in.LeaseToken, in.LeaseUntil.Format(time.RFC3339Nano), in.NextAt.Format(time.RFC3339Nano),
+		in.Paused, in.DeadLetter, in.Attempts, in.LastError)
+	if evs, err := store.History(ctx, id); err == nil {
+		for _, ev := range evs[max(0, len(evs)-4):] {
+			desc += fmt.Sprintf("; %s %s %s→%s %s", ev.At.Format("15:04:05.000"), ev.Type, ev.From, ev.To, ev.Event)
+		}
+	}
+	return desc
 }
 
 // waitHTTP waits until url answers 200.

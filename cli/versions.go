@@ -18,11 +18,12 @@ import (
 // whether each could move to another version, and the move of those that
 // can, each with one compare-and-set recorded in its history.
 func runVersions(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || (args[0] != "check" && args[0] != "migrate") {
-		return usageError{errors.New("usage: orderflow versions check|migrate --from N --to M [--map old=new,...] [--json]")}
+	action := ""
+	if len(args) > 0 && (args[0] == "check" || args[0] == "migrate") {
+		action, args = args[0], args[1:]
 	}
-	migrate := args[0] == "migrate"
-	fs := newFlagSet("versions "+args[0], "Check (or migrate) the orders in flight of one workflow version against another.", env.Stderr)
+	migrate := action == "migrate"
+	fs := newFlagSet("versions", "check|migrate: whether the orders in flight of one workflow version could move to another (check, a dry run), and the move (migrate).", env.Stderr)
 	from := fs.Int("from", 0, "the version whose orders in flight are checked")
 	to := fs.Int("to", 0, "the version they would move to")
 	mapping := fs.String("map", "", "states named differently in the new version: old=new,...")
@@ -31,8 +32,11 @@ func runVersions(ctx context.Context, env *Env, args []string) error {
 	var wf workflowFlags
 	r.register(fs)
 	wf.register(fs, false, true)
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
+	}
+	if action == "" {
+		return usageError{errors.New("usage: orderflow versions check|migrate --from N --to M [--map old=new,...] [--json]")}
 	}
 	reg, err := wf.registry()
 	if err != nil {

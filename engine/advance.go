@@ -176,6 +176,9 @@ func (r *run) loop(ctx context.Context) error {
 				continue
 			}
 			if err := r.commitLoop(ctx, st, func() decision {
+				if r.inst.Paused {
+					return decision{skip: true} // paused meanwhile: the loop stops
+				}
 				return r.moveChange(st, st.OnSuccess, nil, &statemachine.Event{})
 			}); err != nil {
 				return err
@@ -295,6 +298,9 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 		return false, err
 	}
 	return false, r.commitLoop(ctx, st, func() decision {
+		if r.inst.Paused {
+			return decision{skip: true} // paused meanwhile: no attempt begins
+		}
 		var f statemachine.Fields
 		f.Attempt(st.Step, r.inst.Attempts[st.Step]+1)
 		if !r.inst.NextAt.IsZero() {
@@ -329,6 +335,9 @@ func (r *run) commitLoop(ctx context.Context, st *statemachine.State, build func
 func (r *run) commitLoopApplied(ctx context.Context, st *statemachine.State, build func() decision) (bool, error) {
 	for tries := 0; ; tries++ {
 		d := build()
+		if d.skip {
+			return false, nil
+		}
 		c := d.change
 		c.ID, c.ExpectState, c.ExpectRev, c.Token = r.id, r.inst.State, r.inst.Rev, r.token
 		c.Lease = statemachine.LeaseHold

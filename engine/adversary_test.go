@@ -517,7 +517,7 @@ func TestPostAnswered409DrivesTheOrderWithItsBody(t *testing.T) {
 func TestOrderAnswered503ForDurabilityConvergesOnRetry(t *testing.T) {
 	t.Parallel()
 	master := redistest.New(t, redistest.BackendRedis)
-	durable := statemachine.StoreConfig{Durability: statemachine.Durability{Mode: statemachine.DurabilityReplicas, Replicas: 1, Timeout: 100 * time.Millisecond}}
+	durable := statemachine.StoreConfig{Durability: statemachine.Durability{Mode: statemachine.DurabilityReplicas, Replicas: 1, Timeout: time.Second}}
 	b := setup(t, master, setupOpts{storeCfg: durable})
 	req := engine.StartRequest{ID: "o1", Workflow: statemachine.OrderWorkflow, Input: orderInput(t), Fingerprint: "fp"}
 	_, err := b.eng.Start(context.Background(), req)

@@ -35,6 +35,10 @@ type decision struct {
 	// parked is set when the change dead-letters the step: it stops
 	// retrying until an operator retries or resolves it.
 	parked bool
+	// skip is set when nothing is to be written after all (the instance
+	// was paused while the change was being built); the loop then finds
+	// out why from the reloaded instance.
+	skip bool
 }
 
 // runStep runs the current step's activity once, renewing the lease while it

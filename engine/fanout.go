@@ -57,6 +57,9 @@ func (r *run) openBranches(st *statemachine.State) []string {
 // beginFanout begins an attempt of every open branch in one durable write.
 func (r *run) beginFanout(ctx context.Context, st *statemachine.State) error {
 	return r.commitLoop(ctx, st, func() decision {
+		if r.inst.Paused {
+			return decision{skip: true} // paused meanwhile: no branch begins
+		}
 		var f statemachine.Fields
 		if len(r.inst.Branches) == 0 {
 			f.Branches(st.Branches)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/looplab/fsm"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/engine"
@@ -395,5 +396,56 @@ func TestSilentLongStepIsTakenOver(t *testing.T) {
 		}
 		require.Equal(t, "done", b.load(t, "r1").State)
 		require.Equal(t, int32(1), b.fleet.monitors.Load(), "the second run resumed from the checkpoint (started at 50%)")
+	})
+}
+
+// pauseFirstWrite pauses the instance, through another engine, just before
+// the second pipeline that runs a script (after the claim: the run's first
+// transition) reaches Redis.
+type pauseFirstWrite struct {
+	scripts atomic.Int32
+	pause   func()
+}
+
+func (h *pauseFirstWrite) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *pauseFirstWrite) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *pauseFirstWrite) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == "evalsha" {
+				if h.scripts.Add(1) == 2 {
+					h.pause()
+				}
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A pause that lands between a run's read and its write stops the run: the
+// write loses its compare-and-set, and the retry of the same move sees the
+// pause and does not make it. (Found by the chaos harness: an order that
+// moved on after its pause.)
+func TestPauseBetweenReadAndWriteStopsTheRun(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		b := setupRollout(t, r, []string{"eu"}, time.Hour, engine.Config{})
+		b.startRollout(t, "r1")
+		c := r.Client(t)
+		hook := &pauseFirstWrite{pause: func() {
+			_, _, err := b.eng.Signal(ctx, "r1", engine.SignalPause, "")
+			require.NoError(t, err)
+		}}
+		c.AddHook(hook)
+		store := statemachine.NewStore(c, statemachine.StoreConfig{})
+		t.Cleanup(store.Close)
+		eng, err := engine.New(engine.Config{Logger: b.eng.Config().Logger}, store, b.reg, b.fleet.activities(), b.queue, nil)
+		require.NoError(t, err)
+		require.NoError(t, eng.Advance(ctx, "r1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+		in := b.load(t, "r1")
+		require.True(t, in.Paused)
+		require.Equal(t, "pending", in.State, "nothing moved after the pause")
 	})
 }

@@ -47,6 +47,9 @@ func (r *run) waitOrTimeOut(ctx context.Context, st *statemachine.State) (done b
 	if !deadline.After(now) {
 		detail, _ := json.Marshal(map[string]string{"timer": "deadline", "deadline": deadline.UTC().Format(time.RFC3339Nano)})
 		return false, r.commitLoop(ctx, st, func() decision {
+			if r.inst.Paused {
+				return decision{skip: true} // fires on resume
+			}
 			return r.moveChange(st, st.OnTimeout, nil, &statemachine.Event{Detail: detail})
 		})
 	}
