@@ -140,6 +140,7 @@ type simFlags struct {
 	faults       map[string]*faultFlags
 	initialStock int
 	seed         uint64
+	callLog      bool
 }
 
 type faultFlags struct {
@@ -168,6 +169,7 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 	}
 	fs.IntVar(&s.initialStock, "sim-initial-stock", 0, "sim: stock of every SKU before its first reservation; 0 is unlimited")
 	fs.Uint64Var(&s.seed, "sim-seed", 0, "sim: seed of the fault dice; 0 is random")
+	fs.BoolVar(&s.callLog, "sim-call-log", false, "sim: record when every call arrived and was over, in Redis, for checking limits from the providers' side (the audit's flow rules)")
 }
 
 func (s *simFlags) config() (providers.SimConfig, error) {
@@ -183,7 +185,7 @@ func (s *simFlags) config() (providers.SimConfig, error) {
 	}
 	c := providers.SimConfig{
 		Inventory: mk(providers.ProviderInventory), Payment: mk(providers.ProviderPayment), Shipping: mk(providers.ProviderShipping),
-		InitialStock: s.initialStock, Seed: s.seed,
+		InitialStock: s.initialStock, Seed: s.seed, CallLog: s.callLog,
 	}
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}

@@ -22,12 +22,14 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	simListen := fs.String("sim-listen", "127.0.0.1:0", "simulators address (port 0 picks a free one)")
 	var a apiFlags
 	var w workerFlags
+	var fl flowFlags
 	var p providerFlags
 	var s simFlags
 	var l logFlags
 	var dur durabilityFlag
 	a.register(fs)
 	w.register(fs)
+	fl.register(fs)
 	p.register(fs)
 	s.register(fs)
 	l.register(fs, "text")
@@ -44,6 +46,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if wc.Store.Durability, err = dur.config(); err != nil {
+		return err
+	}
+	if wc.Flow, err = fl.config(); err != nil {
 		return err
 	}
 	sc, err := s.config()
@@ -126,11 +131,13 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics on; empty serves none")
 	var r redisFlags
 	var w workerFlags
+	var fl flowFlags
 	var p providerFlags
 	var l logFlags
 	var dur durabilityFlag
 	r.register(fs)
 	w.register(fs)
+	fl.register(fs)
 	p.register(fs)
 	l.register(fs, "json")
 	dur.register(fs, "fsync")
@@ -146,6 +153,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if wc.Store.Durability, err = dur.config(); err != nil {
+		return err
+	}
+	if wc.Flow, err = fl.config(); err != nil {
 		return err
 	}
 	wc.Logger = log

@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/internal/redistest"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/providers"
@@ -42,6 +44,13 @@ type options struct {
 	timeout   time.Duration // provider call timeout
 	noWorker  bool
 	retention time.Duration // how long finished orders are kept; 0: the default
+	// Worker settings; zero values keep the harness's defaults.
+	flow        flowcontrol.Config
+	queues      map[string]int
+	concurrency int
+	registry    *statemachine.Registry
+	// wrap, when set, wraps the worker's providers (to see what it calls).
+	wrap func(providers.Set) providers.Set
 }
 
 // fastOrderRegistry is OrderV1 with short backoffs, so retry paths finish in
@@ -97,9 +106,13 @@ func (b *testBundle) startWorker(t *testing.T, o options) *server.Worker {
 	}
 	prov, err := providers.NewHTTP(pc)
 	require.NoError(t, err)
+	if o.wrap != nil {
+		prov = o.wrap(prov)
+	}
 	wc := server.WorkerConfig{
-		Concurrency: 8, TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
-		ShutdownTimeout: 3 * time.Second, Registry: fastOrderRegistry(), Logger: testLogger(t),
+		Concurrency: cmp.Or(o.concurrency, 8), TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		ShutdownTimeout: 3 * time.Second, Registry: cmp.Or(o.registry, fastOrderRegistry()), Logger: testLogger(t),
+		Queues: o.queues, Flow: o.flow,
 	}
 	wc.Engine.Lease = time.Second
 	wc.Engine.ReaperInterval = 100 * time.Millisecond

@@ -32,6 +32,11 @@ type SimConfig struct {
 	// Seed seeds the fault dice, for repeatable runs; 0 picks a random
 	// seed. Default 0.
 	Seed uint64
+	// CallLog makes the simulator record every call it receives, when it
+	// arrived and when it was over, in Redis ({sim:<provider>}:calls), for
+	// checking limits from the provider's side (Ledger.ScanCalls). It costs
+	// two writes a call and the log is never trimmed. Default false.
+	CallLog bool
 	// Logger receives the errors the simulator cannot answer with, such as
 	// Redis failures. Default: discard.
 	Logger *slog.Logger
@@ -73,6 +78,7 @@ type Simulator struct {
 	rdb          redis.UniversalClient
 	ledger       *Ledger
 	initialStock int
+	callLog      bool
 	log          *slog.Logger
 	rand         *lockedRand
 	faults       map[string]*atomic.Pointer[faultState] // read-only map
@@ -89,6 +95,7 @@ func NewSimulator(rdb redis.UniversalClient, cfg SimConfig) *Simulator {
 		rdb:          rdb,
 		ledger:       NewLedger(rdb),
 		initialStock: max(cfg.InitialStock, 0),
+		callLog:      cfg.CallLog,
 		log:          cfg.Logger,
 		rand:         newLockedRand(cfg.Seed),
 		faults:       make(map[string]*atomic.Pointer[faultState]),

@@ -1,0 +1,94 @@
+package flowcontrol
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// Rate limits, with GCRA in Redis (go-redis/redis_rate): every worker
+// shares one limiter state per provider, and an attempt asks it right
+// before it begins, so that the provider sees at most Burst calls at once
+// and PerSecond a second on average.
+
+// newLimiter returns a redis_rate limiter whose keys are ours as named
+// (redis_rate prefixes them with "rate:"; unprefixed takes it off again).
+func newLimiter(rdb redis.UniversalClient) *redis_rate.Limiter {
+	return redis_rate.NewLimiter(unprefixed{rdb})
+}
+
+// allow takes tokens from the provider's limit: its rate limit, or while
+// it ramps back after a recovery, the ramp's lower one. It returns how long
+// to wait when the limit holds the attempt back; 0 admits it.
+func (f *Flow) allow(ctx context.Context, provider string, ramp time.Duration, tokens int) (time.Duration, error) {
+	base, limited := f.cfg.Rates[provider]
+	k := keysOfProvider(provider)
+	key, limit := k.rate, redis_rate.Limit{Rate: base.PerSecond, Burst: base.Burst, Period: time.Second}
+	if ramp >= 0 && f.cfg.Breaker.On() {
+		if r := f.rampRate(ramp); !limited || r < base.PerSecond {
+			key, limit, limited = k.ramp, redis_rate.Limit{Rate: r, Burst: 1, Period: time.Second}, true
+		}
+	}
+	if !limited {
+		return 0, nil
+	}
+	// A step that makes two calls takes two tokens, which the burst must
+	// hold.
+	limit.Burst = max(limit.Burst, tokens)
+	res, err := f.limiter.AllowN(ctx, key, limit, tokens)
+	if err != nil {
+		return 0, fmt.Errorf("asking the %s rate limit: %w", provider, err)
+	}
+	if res.Allowed >= tokens {
+		return 0, nil
+	}
+	return max(res.RetryAfter, time.Millisecond), nil
+}
+
+// rampRate is the rate, in calls a second, elapsed into a recovery: it
+// starts at RampStart and doubles every sixth of the ramp.
+func (f *Flow) rampRate(elapsed time.Duration) int {
+	b := f.cfg.Breaker
+	step := max(b.Ramp/6, time.Millisecond)
+	r := float64(b.RampStart) * math.Pow(2, float64(elapsed)/float64(step))
+	return int(min(max(r, 1), 1e9))
+}
+
+// unprefixed is the Redis client redis_rate calls, with the "rate:" prefix
+// it puts on every key taken off again, so that flow control's keys all
+// start with of:flow:.
+type unprefixed struct{ redis.UniversalClient }
+
+func stripRate(keys []string) []string {
+	out := slices.Clone(keys)
+	for i, k := range out {
+		out[i] = strings.TrimPrefix(k, "rate:")
+	}
+	return out
+}
+
+func (u unprefixed) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return u.UniversalClient.Eval(ctx, script, stripRate(keys), args...)
+}
+
+func (u unprefixed) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return u.UniversalClient.EvalSha(ctx, sha1, stripRate(keys), args...)
+}
+
+func (u unprefixed) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return u.UniversalClient.EvalRO(ctx, script, stripRate(keys), args...)
+}
+
+func (u unprefixed) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return u.UniversalClient.EvalShaRO(ctx, sha1, stripRate(keys), args...)
+}
+
+func (u unprefixed) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return u.UniversalClient.Del(ctx, stripRate(keys)...)
+}
