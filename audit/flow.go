@@ -138,11 +138,16 @@ type callWalker struct {
 	open     map[string]map[string]time.Time // op\x00customer -> call -> start
 	overConc map[string]bool
 	calls    map[string]providers.CallEvent // call -> start, of open calls
+	// started holds the calls that started lately, to skip an event
+	// appended twice (an append retried after Redis lost the reply).
+	started map[string]time.Time
+	pruned  time.Time
 }
 
 func newCallWalker(a *auditor, provider string, l *FlowLimits) *callWalker {
 	w := &callWalker{a: a, provider: provider, conc: map[string]int{}, jitter: cmp.Or(l.Jitter, 50*time.Millisecond),
-		open: map[string]map[string]time.Time{}, overConc: map[string]bool{}, calls: map[string]providers.CallEvent{}}
+		open: map[string]map[string]time.Time{}, overConc: map[string]bool{}, calls: map[string]providers.CallEvent{},
+		started: map[string]time.Time{}}
 	if r, ok := l.Rates[provider]; ok {
 		w.rate = &r
 		w.bound = max(r.Burst, 1) + int(float64(r.PerSecond)*(time.Second+w.jitter).Seconds())
@@ -189,6 +194,18 @@ func (w *callWalker) check(ev providers.CallEvent) error {
 			delete(w.open[start.Op+"\x00"+start.CustomerID], ev.Call)
 		}
 		return nil
+	}
+	if _, dup := w.started[ev.Call]; dup {
+		return nil
+	}
+	w.started[ev.Call] = ev.At
+	if ev.At.Sub(w.pruned) > 10*time.Second {
+		for id, at := range w.started {
+			if ev.At.Sub(at) > 2*lostCallAfter {
+				delete(w.started, id)
+			}
+		}
+		w.pruned = ev.At
 	}
 	w.a.rep.Flow.Calls[w.provider]++
 	if err := w.checkRate(ev); err != nil {

@@ -65,6 +65,7 @@ func (b *testBundle) waitFinished(t *testing.T, ids []string, within time.Durati
 // violation; it returns what the providers saw.
 func (b *testBundle) auditFlow(t *testing.T, limits *audit.FlowLimits) *audit.FlowReport {
 	t.Helper()
+	require.NoError(t, b.sim.Simulator().FlushCalls(t.Context()))
 	rep, err := audit.Run(context.Background(), b.client(), audit.Config{Flow: limits})
 	require.NoError(t, err)
 	require.True(t, rep.OK(), "violations: %v", rep.Violations)
@@ -121,6 +122,7 @@ func TestA429HoldsEveryWorker(t *testing.T) {
 		}
 		// From the provider's side: nothing came within the hold after the
 		// 429 was answered.
+		require.NoError(t, b.sim.Simulator().FlushCalls(t.Context()))
 		var limited time.Time
 		var after []time.Time
 		calls := map[string]providers.CallEvent{}

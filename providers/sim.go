@@ -79,6 +79,7 @@ type Simulator struct {
 	ledger       *Ledger
 	initialStock int
 	callLog      bool
+	calls        *callWriter
 	log          *slog.Logger
 	rand         *lockedRand
 	faults       map[string]*atomic.Pointer[faultState] // read-only map
@@ -105,6 +106,7 @@ func NewSimulator(rdb redis.UniversalClient, cfg SimConfig) *Simulator {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.calls = &callWriter{rdb: rdb, log: s.log}
 	for name, f := range map[string]Faults{
 		ProviderInventory: cfg.Inventory,
 		ProviderPayment:   cfg.Payment,
