@@ -29,7 +29,7 @@ func TestRunSmoke(t *testing.T) {
 	res, err := bench.Run(context.Background(), bench.Config{
 		Exe: exe, Orders: 300, Rounds: 1, Concurrency: 4, IdleSamples: 3, IdleWindow: 200 * time.Millisecond,
 		APIDuration: 200 * time.Millisecond, APIConnections: 4, Scaling: []int{1}, ScalingLatency: time.Millisecond,
-		Command: "test", Log: &log,
+		PriorityOrders: 60, FlowOrders: 100, Command: "test", Log: &log,
 	})
 	require.NoError(t, err, "log: %s", log.String())
 	require.Positive(t, res.Baseline.OrdersPerSec)
@@ -38,6 +38,14 @@ func TestRunSmoke(t *testing.T) {
 	require.Equal(t, 3, res.Idle.Samples)
 	require.Positive(t, res.API.Requests)
 	require.Len(t, res.Scaling, 1)
+	require.Len(t, res.Priority.ByPriority, 3)
+	for _, p := range res.Priority.ByPriority {
+		require.Equal(t, 20, p.Orders)
+		require.Positive(t, p.P50)
+	}
+	require.Len(t, res.Flow.Runs, 4)
+	none, all := res.Flow.Runs[0].Result, res.Flow.Runs[3].Result
+	require.Greater(t, all.CommandsPerOrd, none.CommandsPerOrd, "flow control costs commands")
 
 	// The results go between the markers; what is outside them stays.
 	doc := filepath.Join(t.TempDir(), "PERFORMANCE.md")
@@ -49,6 +57,8 @@ func TestRunSmoke(t *testing.T) {
 	require.Contains(t, got, "kept above")
 	require.Contains(t, got, "kept below")
 	require.Equal(t, 1, strings.Count(got, "### Targets"))
+	require.Equal(t, 1, strings.Count(got, "### Priorities under a backlog"))
+	require.Equal(t, 1, strings.Count(got, "### What flow control costs"))
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -22,6 +22,7 @@ func (h *harness) startWorkers(n int, o WorkerOptions) ([]*subproc.Proc, error) 
 		args := []string{"bench-worker", "--mode", o.Mode, "--redis-url", h.redisURL,
 			"--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
 			"--wake=" + strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String()}
+		args = append(args, o.FlowArgs...)
 		if h.cfg.ProfileDir != "" {
 			h.profiles++
 			args = append(args, "--cpuprofile", fmt.Sprintf("%s/%s-%d.pprof", h.cfg.ProfileDir, o.Mode, h.profiles))

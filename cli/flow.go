@@ -32,8 +32,8 @@ func (f *flowFlags) register(fs *flag.FlagSet) {
 	}
 	fs.Var(&f.limits, "limit", "a concurrency limit per key, <step>:<input field>=<n>, such as charge:customer_id=1: at most n attempts of the step "+
 		"in flight per value of that top-level input field; repeatable (comma-separated in the variable)")
-	fs.BoolVar(&f.gate, "flow-gate", false, "turn the provider gate on without any limit: pausing providers by hand (POST /v1/providers/{name}/pause), "+
-		"holding a provider after its 429, counting calls in flight; any limit or breaker turns it on too")
+	fs.BoolVar(&f.gate, "flow-gate", false, "put every provider's calls through its gate, without any limit: pausing providers by hand (POST /v1/providers/{name}/pause), "+
+		"holding a provider after its 429, counting calls in flight; a breaker does the same, and a rate limit for its provider")
 	fs.Float64Var(&f.errorRate, "breaker-error-rate", 0, "open a provider's circuit when its error rate over --breaker-window reaches this share (0..1); 0 is no breaker")
 	fs.DurationVar(&f.window, "breaker-window", 10*time.Second, "the span a provider's error rate is counted over")
 	fs.IntVar(&f.minCalls, "breaker-min-calls", 10, "the fewest calls in the window that can open a circuit")

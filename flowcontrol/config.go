@@ -39,10 +39,11 @@ type Config struct {
 	Limits []Limit
 	// Breaker configures a circuit breaker on every provider. Default off.
 	Breaker BreakerConfig
-	// Gate turns the provider gate on with no limit: pausing a provider
-	// by hand, holding it after a 429, and counting attempts in flight for
-	// GET /v1/providers. Any rate limit, concurrency limit or breaker
-	// turns it on too. Default false.
+	// Gate puts every provider's calls through its gate: pausing the
+	// provider by hand, holding it after a 429, counting the attempts in
+	// flight for GET /v1/providers. A breaker does the same, and a rate
+	// limit for its provider; a concurrency limit alone gates nothing.
+	// Default false.
 	Gate bool
 	// Providers are the providers known to flow control. Default
 	// DefaultProviders.

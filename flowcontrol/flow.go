@@ -75,12 +75,12 @@ func (f *Flow) engine() Engine {
 // Config returns the configuration, with defaults applied.
 func (f *Flow) Config() Config { return f.cfg }
 
-// Governs reports whether st's attempts go through flow control: every
-// step that calls a provider (for the provider gate and its limits), and
-// every step with a concurrency limit, its own or one of a step it
-// settles.
+// Governs reports whether st's attempts go through flow control: the
+// steps that call a gated provider (see gates), and the steps with a
+// concurrency limit, their own or one of a step they settle. Nothing else
+// pays for flow control.
 func (f *Flow) Governs(st *statemachine.State) bool {
-	if f.provider(st) != "" {
+	if f.gates(f.provider(st)) {
 		return true
 	}
 	if len(f.byStep[st.Step]) > 0 {
@@ -88,6 +88,16 @@ func (f *Flow) Governs(st *statemachine.State) bool {
 	}
 	s, ok := f.cfg.Settles[st.Step]
 	return ok && len(f.byStep[s.Step]) > 0
+}
+
+// gates reports whether the calls to provider go through its gate: with
+// Config.Gate, a breaker, or a rate limit on it (whose 429s hold it).
+func (f *Flow) gates(provider string) bool {
+	if provider == "" {
+		return false
+	}
+	_, limited := f.cfg.Rates[provider]
+	return f.cfg.Gate || f.cfg.Breaker.On() || limited
 }
 
 // provider returns the provider st's step calls, when flow control knows
@@ -111,7 +121,7 @@ func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statema
 	a := &attempt{f: f, instance: in.ID, step: st.Step, provider: f.provider(st), id: randomID()}
 	settling := f.settling(in, st)
 	ramp := time.Duration(-1)
-	if a.provider != "" {
+	if f.gates(a.provider) {
 		policy := in.PolicyOf(st.Step, st.Retry)
 		spare := 2*in.Attempts[st.Step] < policy.MaxAttempts
 		g, err := f.gate(ctx, a.provider, a.id, spare)
@@ -147,7 +157,7 @@ func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statema
 		}
 		a.slots = append(a.slots, s)
 	}
-	if a.provider != "" {
+	if a.gated {
 		tokens := 1
 		if settling != nil {
 			tokens = 2 // the settling call, then the step's own

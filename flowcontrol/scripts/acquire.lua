@@ -38,18 +38,21 @@ for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', n(now))) do
   purged = purged + 1
 end
 
+local waiting = redis.call('ZCARD', KEYS[3])
+
 local function grant()
   redis.call('ZADD', KEYS[1], n(now + lease), id)
   redis.call('HSET', KEYS[2], id, ARGV[2])
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
+  if waiting > 0 then
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[4], id)
+  end
   redis.call('PEXPIRE', KEYS[1], n(lease * 2))
   redis.call('PEXPIRE', KEYS[2], n(lease * 2))
   return {1, 0}
 end
 
 local free = limit - redis.call('ZCARD', KEYS[1])
-local waiting = redis.call('ZCARD', KEYS[3])
 if free > 0 and not redis.call('ZSCORE', KEYS[1], id) then
   if waiting == 0 then
     return grant()
