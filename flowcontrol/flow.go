@@ -112,16 +112,32 @@ func (f *Flow) provider(st *statemachine.State) string {
 }
 
 // Admit decides whether an attempt of st's step by in may begin now. In
-// turn: the provider's gate (paused, held by a 429, circuit open, a probe
-// out), the step's concurrency slots (first come, first served: park until
-// one comes free), and the provider's rate limit (wait for the next
-// token). An attempt that waits uses no attempt and holds nothing; one
-// that goes is marked in flight and holds its slots until Done.
+// turn: the provider's rate limit (wait for the next token), its gate
+// (paused, held by a 429, circuit open, a probe out, and the recovery
+// ramp's rate), and the step's concurrency slots (first come, first
+// served: park until one comes free). An attempt that waits uses no
+// attempt and holds nothing; one that goes is marked in flight and holds
+// its slots until Done.
+//
+// The rate limit comes first so that an attempt held back by it costs one
+// round trip a wait. A token taken by an attempt that then waits for
+// another reason goes unused: the provider gets fewer calls, never more.
 func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statemachine.State) (engine.Admission, error) {
 	a := &attempt{f: f, instance: in.ID, step: st.Step, provider: f.provider(st), id: randomID()}
 	settling := f.settling(in, st)
-	ramp := time.Duration(-1)
+	tokens := 1
+	if settling != nil {
+		tokens = 2 // the settling call, then the step's own
+	}
 	if f.gates(a.provider) {
+		wait, err := f.allow(ctx, a.provider, tokens)
+		if err != nil {
+			return engine.Admission{}, err
+		}
+		if wait > 0 {
+			f.metrics.admission(a.provider, a.step, "rate")
+			return engine.Admission{Wait: jitter(wait), Reason: a.provider + " rate limit"}, nil
+		}
 		policy := in.PolicyOf(st.Step, st.Retry)
 		spare := 2*in.Attempts[st.Step] < policy.MaxAttempts
 		g, err := f.gate(ctx, a.provider, a.id, spare)
@@ -132,12 +148,22 @@ func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statema
 		if g.verdict != verdictOK {
 			return f.held(a, g), nil
 		}
-		a.gated, a.probe, ramp = true, g.probe, g.ramp
+		a.gated, a.probe = true, g.probe
 		switch {
 		case g.probe:
 			f.metrics.state(a.provider, StateHalfOpen)
-		case ramp < 0:
+		case g.ramp < 0:
 			f.metrics.state(a.provider, StateClosed)
+		default:
+			wait, err := f.allowRamp(ctx, a.provider, g.ramp, tokens)
+			if err != nil || wait > 0 {
+				a.undo(ctx)
+				if err != nil {
+					return engine.Admission{}, err
+				}
+				f.metrics.admission(a.provider, a.step, "rate")
+				return engine.Admission{Wait: jitter(wait), Reason: a.provider + " recovery ramp"}, nil
+			}
 		}
 	}
 	for _, s := range f.slotsFor(in, st, settling) {
@@ -156,22 +182,6 @@ func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statema
 			return engine.Admission{Park: true, Reason: fmt.Sprintf("%s: place %d in line", s.limit, r.position+1)}, nil
 		}
 		a.slots = append(a.slots, s)
-	}
-	if a.gated {
-		tokens := 1
-		if settling != nil {
-			tokens = 2 // the settling call, then the step's own
-		}
-		wait, err := f.allow(ctx, a.provider, ramp, tokens)
-		if err != nil {
-			a.undo(ctx)
-			return engine.Admission{}, err
-		}
-		if wait > 0 {
-			a.undo(ctx)
-			f.metrics.admission(a.provider, a.step, "rate")
-			return engine.Admission{Wait: jitter(wait), Reason: a.provider + " rate limit"}, nil
-		}
 	}
 	f.metrics.admission(a.provider, a.step, "admitted")
 	a.keepAlive()

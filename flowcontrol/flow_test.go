@@ -347,7 +347,7 @@ func TestSettlingStepSharesTheSettledStepsSlot(t *testing.T) {
 		f := b.flow(t, Config{
 			Limits:  []Limit{{Step: "charge", Field: "customer_id", Max: 1}},
 			Settles: map[string]Settle{"refund": {Step: "charge", Result: "transaction_id"}},
-			Rates:   map[string]Rate{"payment": {PerSecond: 1000, Burst: 1}},
+			Rates:   map[string]Rate{"payment": {PerSecond: 100000, Burst: 1}},
 		})
 		require.True(t, f.Governs(b.state(statemachine.OrderRefunding)))
 		x := b.instance(t, "x", "cust", statemachine.OrderCharging)

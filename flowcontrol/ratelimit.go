@@ -23,21 +23,29 @@ func newLimiter(rdb redis.UniversalClient) *redis_rate.Limiter {
 	return redis_rate.NewLimiter(unprefixed{rdb})
 }
 
-// allow takes tokens from the provider's limit: its rate limit, or while
-// it ramps back after a recovery, the ramp's lower one. It returns how long
-// to wait when the limit holds the attempt back; 0 admits it.
-func (f *Flow) allow(ctx context.Context, provider string, ramp time.Duration, tokens int) (time.Duration, error) {
-	base, limited := f.cfg.Rates[provider]
-	k := keysOfProvider(provider)
-	key, limit := k.rate, redis_rate.Limit{Rate: base.PerSecond, Burst: base.Burst, Period: time.Second}
-	if ramp >= 0 && f.cfg.Breaker.On() {
-		if r := f.rampRate(ramp); !limited || r < base.PerSecond {
-			key, limit, limited = k.ramp, redis_rate.Limit{Rate: r, Burst: 1, Period: time.Second}, true
-		}
-	}
+// allow takes tokens from the provider's rate limit, if it has one. It
+// returns how long to wait when the limit holds the attempt back; 0 admits
+// it.
+func (f *Flow) allow(ctx context.Context, provider string, tokens int) (time.Duration, error) {
+	r, limited := f.cfg.Rates[provider]
 	if !limited {
 		return 0, nil
 	}
+	return f.take(ctx, provider, keysOfProvider(provider).rate, redis_rate.Limit{Rate: r.PerSecond, Burst: r.Burst, Period: time.Second}, tokens)
+}
+
+// allowRamp takes tokens from the ramp that follows a provider's recovery,
+// elapsed into it, when the ramp's rate is below the provider's own limit.
+func (f *Flow) allowRamp(ctx context.Context, provider string, elapsed time.Duration, tokens int) (time.Duration, error) {
+	rate := f.rampRate(elapsed)
+	if r, limited := f.cfg.Rates[provider]; limited && rate >= r.PerSecond {
+		return 0, nil
+	}
+	return f.take(ctx, provider, keysOfProvider(provider).ramp, redis_rate.Limit{Rate: rate, Burst: 1, Period: time.Second}, tokens)
+}
+
+// take takes tokens from one GCRA limit.
+func (f *Flow) take(ctx context.Context, provider, key string, limit redis_rate.Limit, tokens int) (time.Duration, error) {
 	// A step that makes two calls takes two tokens, which the burst must
 	// hold.
 	limit.Burst = max(limit.Burst, tokens)
