@@ -59,7 +59,9 @@ type Config struct {
 	// Settle bounds the wait for every order to finish. Default 5m.
 	Settle time.Duration
 	// Rates are the rate limits the workers run with (--<provider>-rps,
-	// --<provider>-burst). Default payment 60 calls a second, burst 10.
+	// --<provider>-burst). Default payment 80 calls a second, burst 10:
+	// above the load's average, reached at its peaks (after a Redis
+	// restart, a kill).
 	Rates map[string]flowcontrol.Rate
 	// Limits are the concurrency limits the workers run with (--limit).
 	// Default charge:customer_id=1.
@@ -88,7 +90,7 @@ func (c Config) WithDefaults() Config {
 		c.Rates, c.Limits = nil, nil
 	} else {
 		if c.Rates == nil {
-			c.Rates = map[string]flowcontrol.Rate{flowcontrol.ProviderPayment: {PerSecond: 60, Burst: 10}}
+			c.Rates = map[string]flowcontrol.Rate{flowcontrol.ProviderPayment: {PerSecond: 80, Burst: 10}}
 		}
 		if c.Limits == nil {
 			c.Limits = []flowcontrol.Limit{{Step: statemachine.StepCharge, Field: "customer_id", Max: 1}}

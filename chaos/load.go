@@ -15,10 +15,12 @@ import (
 )
 
 // Customers the simulators decline: payment declines, shipping cannot
-// deliver. A share of the orders uses them, so failure paths run too.
+// deliver. A share of the orders uses them, so failure paths run too. They
+// are several, each with about as many orders as any other customer, so
+// that the limit of one charge per customer at a time makes no hot spot.
 var (
-	declinedCustomers      = []string{"chaos-broke-1", "chaos-broke-2"}
-	undeliverableCustomers = []string{"chaos-far-1"}
+	declinedCustomers      = []string{"chaos-broke-1", "chaos-broke-2", "chaos-broke-3", "chaos-broke-4", "chaos-broke-5"}
+	undeliverableCustomers = []string{"chaos-far-1", "chaos-far-2", "chaos-far-3"}
 )
 
 // load sends the orders: each with an Idempotency-Key, retried through
@@ -90,7 +92,7 @@ func (l *load) order(ctx context.Context, i int) {
 	case d < 0.05:
 		customer = declinedCustomers[i%len(declinedCustomers)]
 	case d < 0.08:
-		customer = undeliverableCustomers[0]
+		customer = undeliverableCustomers[i%len(undeliverableCustomers)]
 	}
 	req := orders.Request{OrderID: name, CustomerID: customer, Currency: "USD",
 		Items: []orders.Item{{SKU: fmt.Sprintf("SKU-%d", i%13), Qty: int64(1 + i%3), UnitPriceCents: int64(100 + i%900)}}}

@@ -181,7 +181,7 @@ func TestRateLimitMakesAttemptsWait(t *testing.T) {
 			ins[i] = b.instance(t, fmt.Sprintf("o%d", i), "c", statemachine.OrderCharging)
 		}
 		var admitted int
-		var wait time.Duration
+		var waits []time.Duration
 		for i, in := range ins {
 			a := admit(t, []*Flow{w1, w2}[i%2], in, charging)
 			require.False(t, a.Park)
@@ -189,12 +189,15 @@ func TestRateLimitMakesAttemptsWait(t *testing.T) {
 				admitted++
 				a.Done(context.Background(), nil)
 			} else {
-				wait = a.Wait
+				waits = append(waits, a.Wait)
 			}
 		}
 		require.Equal(t, 2, admitted, "the burst, shared by both workers")
-		require.Greater(t, wait, time.Duration(0))
-		require.LessOrEqual(t, wait, 1500*time.Millisecond, "about one emission interval (1s), with jitter")
+		require.Len(t, waits, 2)
+		require.Greater(t, waits[0], 500*time.Millisecond, "the next token comes in about 1s")
+		require.LessOrEqual(t, waits[0], 1500*time.Millisecond)
+		require.Greater(t, waits[1], 1500*time.Millisecond, "the next waiter's place is one interval later")
+		require.LessOrEqual(t, waits[1], 2500*time.Millisecond)
 		// Other providers are not limited.
 		a := admit(t, w1, b.instance(t, "r1", "c", statemachine.OrderReserving), b.state(statemachine.OrderReserving))
 		requireAdmitted(t, a)

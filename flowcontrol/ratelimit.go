@@ -44,7 +44,10 @@ func (f *Flow) allowRamp(ctx context.Context, provider string, elapsed time.Dura
 	return f.take(ctx, provider, keysOfProvider(provider).ramp, redis_rate.Limit{Rate: rate, Burst: 1, Period: time.Second}, tokens)
 }
 
-// take takes tokens from one GCRA limit.
+// take takes tokens from one GCRA limit. An attempt it holds back gets its
+// place in the provider's line of waiters (scripts/schedule.lua): with n
+// waiters the last comes back after about n emission intervals, and asks
+// about once, rather than at every interval.
 func (f *Flow) take(ctx context.Context, provider, key string, limit redis_rate.Limit, tokens int) (time.Duration, error) {
 	// A step that makes two calls takes two tokens, which the burst must
 	// hold.
@@ -56,8 +59,18 @@ func (f *Flow) take(ctx context.Context, provider, key string, limit redis_rate.
 	if res.Allowed >= tokens {
 		return 0, nil
 	}
-	return max(res.RetryAfter, time.Millisecond), nil
+	interval := float64(limit.Period.Milliseconds()) / float64(limit.Rate)
+	place, err := scheduleScript.Run(ctx, f.rdb, []string{keysOfProvider(provider).sched}, interval, tokens, maxScheduleAhead.Milliseconds(),
+		res.RetryAfter.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("asking the %s rate limit for a place: %w", provider, err)
+	}
+	return max(res.RetryAfter, time.Duration(place)*time.Millisecond, time.Millisecond), nil
 }
+
+// maxScheduleAhead bounds the place a rate-limited attempt is given in
+// line: one that comes back earlier than its turn only asks again.
+const maxScheduleAhead = 30 * time.Second
 
 // rampRate is the rate, in calls a second, elapsed into a recovery: it
 // starts at RampStart and doubles every sixth of the ramp.

@@ -22,7 +22,8 @@ var (
 	renewScript   = loadScript("renew.lua")
 	dropScript    = loadScript("drop.lua")
 	unindexScript = loadScript("unindex.lua")
-	lockScript    = loadScript("lock.lua")
+	lockScript     = loadScript("lock.lua")
+	scheduleScript = loadScript("schedule.lua")
 )
 
 func loadScript(name string) *redis.Script {
