@@ -15,13 +15,13 @@ import (
 var scriptFiles embed.FS
 
 var (
-	gateScript    = loadScript("gate.lua")
-	recordScript  = loadScript("record.lua")
-	acquireScript = loadScript("acquire.lua")
-	releaseScript = loadScript("release.lua")
-	renewScript   = loadScript("renew.lua")
-	dropScript    = loadScript("drop.lua")
-	unindexScript = loadScript("unindex.lua")
+	gateScript     = loadScript("gate.lua")
+	recordScript   = loadScript("record.lua")
+	acquireScript  = loadScript("acquire.lua")
+	releaseScript  = loadScript("release.lua")
+	renewScript    = loadScript("renew.lua")
+	dropScript     = loadScript("drop.lua")
+	unindexScript  = loadScript("unindex.lua")
 	lockScript     = loadScript("lock.lua")
 	scheduleScript = loadScript("schedule.lua")
 )
