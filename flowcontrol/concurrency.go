@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/orderflow/orderflow/statemachine"
 )
 
@@ -140,9 +138,12 @@ func (f *Flow) renewSlot(ctx context.Context, s slot, instance, attemptID string
 	return n == 1, err
 }
 
-// index records that a line has waiters, for the janitor.
+// index records that a line has waiters, for the janitor. Its score
+// counts the waits, so that the janitor, which drops a line it found
+// empty only if the score is still the one it read, never drops one that
+// someone joined meanwhile.
 func (f *Flow) index(ctx context.Context, s slot) {
-	if err := f.rdb.ZAdd(ctx, waitingKey, redis.Z{Score: float64(time.Now().UnixMilli()), Member: s.keys.tag}).Err(); err != nil {
+	if err := f.rdb.ZIncrBy(ctx, waitingKey, 1, s.keys.tag).Err(); err != nil {
 		f.log.Warn("indexing a line of waiters; the waiter is woken by the next release or its own recheck", "line", s.keys.tag, "err", err)
 	}
 }

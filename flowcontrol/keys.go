@@ -23,7 +23,7 @@ import (
 //	of:flow:{c:<step>:<field>:<value>}:n   hash: holder instance -> attempt ID
 //	of:flow:{c:<step>:<field>:<value>}:w   zset: waiting instance -> first arrival (µs)
 //	of:flow:{c:<step>:<field>:<value>}:d   zset: waiting instance -> when its wait lapses (ms)
-//	of:flow:waiting                 zset: the tags of lines with waiters -> last wait (ms)
+//	of:flow:waiting                 zset: the tags of lines with waiters -> waits counted
 //	of:flow:janitor                 string: the worker whose turn it is to sweep the lines, and until when
 //
 // Every key but the provider's state expires when left alone.

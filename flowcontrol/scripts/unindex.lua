@@ -1,8 +1,8 @@
 -- unindex.lua: removes a limit key from the index of keys with waiters,
 -- unless a waiter joined it since the janitor read the index (its score,
--- the time of the last wait, changed).
+-- which counts the waits, changed).
 --
--- KEYS[1]  the index   of:flow:waiting (zset: limit key -> last wait, ms)
+-- KEYS[1]  the index   of:flow:waiting (zset: limit key -> waits counted)
 -- ARGV[1]  the limit key's tag
 -- ARGV[2]  the score the janitor read
 --
