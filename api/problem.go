@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/statemachine"
 )
@@ -150,6 +151,8 @@ func toProblem(err error, log *slog.Logger) *Problem {
 		return validationProblem(ve.Errors)
 	case errors.Is(err, statemachine.ErrNotFound):
 		return problem(http.StatusNotFound, codeNotFound, "Not found", "no order with this order_id")
+	case errors.Is(err, flowcontrol.ErrUnknownProvider):
+		return problem(http.StatusNotFound, codeNotFound, "Not found", "no provider with this name")
 	case errors.Is(err, engine.ErrInputMismatch):
 		return problem(http.StatusConflict, codeConflict, "Conflict", "an order with this order_id exists with different content")
 	case errors.Is(err, statemachine.ErrBadCursor):

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/statemachine"
 )
 
@@ -115,6 +116,8 @@ type Server struct {
 	auth    *authenticator
 	limiter *rateLimiter
 	backlog *backlog
+	// providers reads and changes the providers' flow-control state.
+	providers *flowcontrol.Admin
 }
 
 // New builds the API; cfg should pass Validate. It starts following the
@@ -124,9 +127,10 @@ func New(cfg Config, deps Deps) *Server {
 	rdb := deps.Engine.Store().Redis()
 	s := &Server{
 		cfg: cfg, eng: deps.Engine, store: deps.Engine.Store(), log: cfg.Logger,
-		auth:    newAuthenticator(cfg.Tokens),
-		limiter: newRateLimiter(rdb, cfg.RateLimit, cfg.RateBurst),
-		backlog: startBacklog(rdb, statemachine.DefaultQueue, cfg.MaxBacklog, cfg.BacklogInterval, cfg.Logger),
+		auth:      newAuthenticator(cfg.Tokens),
+		limiter:   newRateLimiter(rdb, cfg.RateLimit, cfg.RateBurst),
+		backlog:   startBacklog(rdb, statemachine.DefaultQueue, cfg.MaxBacklog, cfg.BacklogInterval, cfg.Logger),
+		providers: flowcontrol.NewAdmin(rdb, nil),
 	}
 	s.waiters = newFinishWaiters(rdb, s.log)
 	e := echo.New()
@@ -145,6 +149,9 @@ func New(cfg Config, deps Deps) *Server {
 	e.POST("/v1/orders/:order_id/retry", s.retryOrder, admin)
 	e.POST("/v1/orders/:order_id/resolve", s.resolveOrder, admin)
 	e.GET("/v1/audit", s.getAudit, admin)
+	e.GET("/v1/providers", s.listProviders, read)
+	e.POST("/v1/providers/:name/pause", s.pauseProvider, admin)
+	e.POST("/v1/providers/:name/resume", s.resumeProvider, admin)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 

@@ -16,6 +16,8 @@
 //     with an error must not have run (effect_without_order).
 //   - One Idempotency-Key made one order: an order created under a key that
 //     is bound to another order is a duplicate (duplicate_orders_per_key).
+//   - With Config.Flow, the flow-control limits held from the providers'
+//     side (rate_limit_exceeded, concurrency_limit_exceeded; see flow.go).
 //
 // # Incarnations
 //
@@ -74,6 +76,10 @@ type Config struct {
 	// Ledger is where the providers' effects are read. Default: the
 	// simulators' ledgers in the audited Redis.
 	Ledger Ledger
+	// Flow, when set, are the flow-control limits the workers ran with,
+	// checked against the providers' call logs (the Ledger must be a
+	// CallLog, as the simulators' is). Default nil: not checked.
+	Flow *FlowLimits
 }
 
 // withDefaults returns the config with its zero fields set.
@@ -110,6 +116,8 @@ type Report struct {
 	// incarnations, which no rule counts against the current order.
 	EarlierIncarnations int         `json:"earlier_incarnations"`
 	Violations          []Violation `json:"violations"`
+	// Flow is what the flow rules measured, when they ran.
+	Flow *FlowReport `json:"flow,omitempty"`
 }
 
 // newReport returns an empty report of an audit at now.

@@ -27,7 +27,8 @@ func WriteJSON(ctx context.Context, w io.Writer, rdb redis.UniversalClient, cfg 
 		Orders              map[string]int `json:"orders"`
 		Effects             map[string]int `json:"effects"`
 		EarlierIncarnations int            `json:"earlier_incarnations"`
-	}{rep.Orders, rep.Effects, rep.EarlierIncarnations})
+		Flow                *FlowReport    `json:"flow,omitempty"`
+	}{rep.Orders, rep.Effects, rep.EarlierIncarnations, rep.Flow})
 	if err != nil {
 		return false, err
 	}

@@ -13,7 +13,8 @@ import (
 
 // Stream audits the orders and ledgers in rdb and hands each violation to
 // emit as soon as it is found: first the per-order rules, in the order the
-// orders were created, then the effects without an order. It returns the
+// orders were created, then the effects without an order, then the flow
+// limits (with Config.Flow). It returns the
 // report's counts, its Violations left empty. An error from emit stops the
 // audit and is returned.
 func Stream(ctx context.Context, rdb redis.UniversalClient, cfg Config, emit func(Violation) error) (*Report, error) {
@@ -52,6 +53,9 @@ func stream(ctx context.Context, rdb redis.UniversalClient, cfg Config, s sink) 
 		return nil, err
 	}
 	if err := a.walkLedgers(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.walkCalls(ctx); err != nil {
 		return nil, err
 	}
 	return a.rep, nil

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,7 +107,30 @@ type Config struct {
 	Log io.Writer
 	// ProfileDir, when set, makes every worker write a CPU profile there.
 	ProfileDir string
+	// Parts are the parts to run: PartMain (throughput against the chain,
+	// idle latency, API, scaling), PartPriority, PartFlow. Default all.
+	Parts []string
+	// PriorityOrders is how many orders the priority run submits at once.
+	// Default 3000.
+	PriorityOrders int
+	// FlowOrders is how many orders each flow-control run takes. Default
+	// 5000.
+	FlowOrders int
 }
+
+// The parts of a benchmark run, each written to its own section of the
+// report.
+const (
+	PartMain     = "main"
+	PartPriority = "priority"
+	PartFlow     = "flow"
+)
+
+// Parts lists every part.
+var Parts = []string{PartMain, PartPriority, PartFlow}
+
+// runs reports whether part is to run.
+func (c Config) runs(part string) bool { return slices.Contains(c.Parts, part) }
 
 // WithDefaults returns the config with its zero fields set.
 func (c Config) WithDefaults() Config {
@@ -130,6 +154,11 @@ func (c Config) WithDefaults() Config {
 	if len(c.Scaling) == 0 {
 		c.Scaling = []int{1, 2, 4}
 	}
+	if len(c.Parts) == 0 {
+		c.Parts = Parts
+	}
+	c.PriorityOrders = cmp.Or(c.PriorityOrders, 3000)
+	c.FlowOrders = cmp.Or(c.FlowOrders, 5000)
 	if c.Exe == "" {
 		c.Exe, _ = os.Executable()
 	}
@@ -191,6 +220,34 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	defer closeHarness()
 	res := &Results{Config: cfg, Machine: describeMachine(ctx, h.rdb), Date: time.Now().UTC()}
 
+	if cfg.runs(PartMain) {
+		if err := h.main(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs(PartPriority) {
+		h.logf("priorities: %d orders at once, a third of each priority, one worker, providers answering in %s", cfg.PriorityOrders, cfg.ScalingLatency)
+		r, err := h.priority(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("priorities: %w", err)
+		}
+		res.Priority = &r
+	}
+	if cfg.runs(PartFlow) {
+		r, err := h.flowCost(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("flow control cost: %w", err)
+		}
+		res.Flow = &r
+	}
+	return res, nil
+}
+
+// main runs the main part: throughput against the chain, idle latency, API
+// throughput and worker scaling.
+func (h *harness) main(ctx context.Context, res *Results) error {
+	cfg := h.cfg
+	var err error
 	// The machine is noisy: run the two modes in alternating rounds and
 	// compare each round's pair, so that a slow spell hits both.
 	per := cfg.Orders / cfg.Rounds
@@ -200,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			h.logf("throughput round %d/%d: %s, %d orders, 1 worker × %d", round+1, cfg.Rounds, mode, per, cfg.Concurrency)
 			r, err := h.throughput(ctx, mode, 1, per, 0)
 			if err != nil {
-				return nil, fmt.Errorf("%s throughput: %w", mode, err)
+				return fmt.Errorf("%s throughput: %w", mode, err)
 			}
 			switch mode {
 			case ModeBaseline:
@@ -216,30 +273,31 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	res.Baseline, res.Orderflow, res.OrderflowV2 = combine(bls), combine(ofs), combine(v2s)
 	h.logf("idle latency: %d orders one at a time, asynq polling only", cfg.IdleSamples)
 	if res.IdlePolling, err = h.idle(ctx, false); err != nil {
-		return nil, fmt.Errorf("idle latency: %w", err)
+		return fmt.Errorf("idle latency: %w", err)
 	}
 	h.logf("idle latency: %d orders one at a time, with the wake fast path", cfg.IdleSamples)
 	if res.Idle, err = h.idle(ctx, true); err != nil {
-		return nil, fmt.Errorf("idle latency: %w", err)
+		return fmt.Errorf("idle latency: %w", err)
 	}
 	h.logf("API: POST /v1/orders for %s with %d connections", cfg.APIDuration, cfg.APIConnections)
 	if res.API, err = h.apiLoad(ctx); err != nil {
-		return nil, fmt.Errorf("API load: %w", err)
+		return fmt.Errorf("API load: %w", err)
 	}
 	h.logf("sustained load: %.0f orders/s for %s, %d worker processes, providers answering in %s",
 		cfg.SustainedRate, cfg.SustainedDuration, cfg.SustainedWorkers, cfg.SustainedLatency)
 	if res.Sustained, err = h.sustained(ctx); err != nil {
-		return nil, fmt.Errorf("sustained load: %w", err)
+		return fmt.Errorf("sustained load: %w", err)
 	}
 	for _, n := range cfg.Scaling {
 		h.logf("scaling: %d worker processes, providers answering in %s", n, cfg.ScalingLatency)
 		r, err := h.throughput(ctx, ModeOrderflow, n, cfg.Orders/2, cfg.ScalingLatency)
 		if err != nil {
-			return nil, fmt.Errorf("scaling %d: %w", n, err)
+			return fmt.Errorf("scaling %d: %w", n, err)
 		}
 		res.Scaling = append(res.Scaling, r)
 	}
-	return res, nil
+	res.Main = true
+	return nil
 }
 
 func (h *harness) logf(format string, args ...any) {
@@ -271,8 +329,9 @@ type ThroughputResult struct {
 }
 
 // throughput runs n orders of mode through workers worker processes whose
-// providers answer after latency.
-func (h *harness) throughput(ctx context.Context, mode string, workers, n int, latency time.Duration) (ThroughputResult, error) {
+// providers answer after latency; flowArgs are the workers' flow-control
+// flags.
+func (h *harness) throughput(ctx context.Context, mode string, workers, n int, latency time.Duration, flowArgs ...string) (ThroughputResult, error) {
 	if err := h.flush(ctx); err != nil {
 		return ThroughputResult{}, err
 	}
@@ -283,7 +342,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 		return ThroughputResult{}, err
 	}
 	procs, err := h.startWorkers(workers, WorkerOptions{Mode: mode, RedisURL: h.redisURL, Concurrency: h.cfg.Concurrency,
-		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: latency})
+		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: latency, FlowArgs: flowArgs})
 	if err != nil {
 		return ThroughputResult{}, err
 	}

@@ -51,7 +51,7 @@ func TestRunSmoke(t *testing.T) {
 		APIDuration: 200 * time.Millisecond, APIConnections: 4, Scaling: []int{1}, ScalingLatency: time.Millisecond,
 		SustainedRate: 50, SustainedDuration: 2 * time.Second, SustainedWorkers: 2, SustainedLatency: time.Millisecond,
 		WorkRate: 10, WorkDuration: time.Second, Interval: time.Second,
-		Command: "test", Log: &log,
+		PriorityOrders: 60, FlowOrders: 100, Command: "test", Log: &log,
 	})
 	require.NoError(t, err, "log: %s", log.String())
 	require.Positive(t, res.Baseline.OrdersPerSec)
@@ -60,6 +60,14 @@ func TestRunSmoke(t *testing.T) {
 	require.Equal(t, 3, res.Idle.Samples)
 	require.Positive(t, res.API.Requests)
 	require.Len(t, res.Scaling, 1)
+	require.Len(t, res.Priority.ByPriority, 3)
+	for _, p := range res.Priority.ByPriority {
+		require.Equal(t, 20, p.Orders)
+		require.Positive(t, p.P50)
+	}
+	require.Len(t, res.Flow.Runs, 4)
+	none, all := res.Flow.Runs[0].Result, res.Flow.Runs[3].Result
+	require.Greater(t, all.CommandsPerOrd, none.CommandsPerOrd, "flow control costs commands")
 
 	su := res.Sustained
 	require.Equal(t, 10, su.Work.Orders)
@@ -91,6 +99,8 @@ func TestRunSmoke(t *testing.T) {
 	require.Contains(t, got, "kept above")
 	require.Contains(t, got, "kept below")
 	require.Equal(t, 1, strings.Count(got, "### Targets"))
+	require.Equal(t, 1, strings.Count(got, "### Priorities under a backlog"))
+	require.Equal(t, 1, strings.Count(got, "### What flow control costs"))
 }
 
 // TestSoakSmoke runs a soak of a few seconds, with a worker killed half way.

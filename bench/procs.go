@@ -38,6 +38,7 @@ func (h *harness) startWorker(o WorkerOptions) (*subproc.Proc, error) {
 	if o.WorkerID != "" {
 		args = append(args, "--worker-id", o.WorkerID)
 	}
+	args = append(args, o.FlowArgs...)
 	if h.cfg.ProfileDir != "" {
 		h.profiles++
 		name := o.Mode

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
 	"github.com/orderflow/orderflow/statemachine"
@@ -51,6 +52,11 @@ type WorkerOptions struct {
 	// Lease and ReaperInterval tune the engine; zero keeps its defaults
 	// (5s and 1s).
 	Lease, ReaperInterval time.Duration
+	// Flow is the orderflow worker's flow control.
+	Flow flowcontrol.Config
+	// FlowArgs are the flow-control flags of the worker process the
+	// harness starts (parsed into Flow there).
+	FlowArgs []string
 }
 
 // RunWorker runs a benchmark worker until ctx ends: an orderflow worker, or
@@ -70,7 +76,7 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 	prov := inproc.Set()
 	switch o.Mode {
 	case ModeOrderflow, ModeOrderflowV2:
-		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log}
+		cfg := server.WorkerConfig{Concurrency: o.Concurrency, TaskCheckInterval: o.TaskCheckInterval, Logger: log, Flow: o.Flow}
 		cfg.Engine.WorkerID, cfg.Engine.Lease, cfg.Engine.ReaperInterval = o.WorkerID, o.Lease, o.ReaperInterval
 		cfg.Engine.OnFinish = func(in *statemachine.Instance) { pub.done(in.ID) }
 		cfg.Engine.WakeWorkers = o.WakeWorkers

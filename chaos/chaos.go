@@ -4,7 +4,8 @@
 // workers — sends orders (with duplicate POSTs and cancels mid-flight),
 // SIGKILLs workers at random and restarts Redis once, waits until every
 // accepted order is finished, and audits the result against the provider
-// ledgers. It reports lost orders, double effects, and how long orders took
+// ledgers, and the workers' flow-control limits (a payment rate limit, one
+// charge per customer at a time) against the providers' call logs. It reports lost orders, double effects, and how long orders took
 // to resume after their worker was killed.
 package chaos
 
@@ -15,16 +16,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/orderflow/orderflow/audit"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/internal/redisserver"
 	"github.com/orderflow/orderflow/internal/subproc"
+	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // Config configures a chaos run. Every field's comment gives its default.
@@ -52,6 +58,17 @@ type Config struct {
 	Lease time.Duration
 	// Settle bounds the wait for every order to finish. Default 5m.
 	Settle time.Duration
+	// Rates are the rate limits the workers run with (--<provider>-rps,
+	// --<provider>-burst). Default payment 80 calls a second, burst 10:
+	// above the load's average, reached at its peaks (after a Redis
+	// restart, a kill).
+	Rates map[string]flowcontrol.Rate
+	// Limits are the concurrency limits the workers run with (--limit).
+	// Default charge:customer_id=1.
+	Limits []flowcontrol.Limit
+	// NoFlow runs the workers without flow control, Rates and Limits
+	// ignored. Default false.
+	NoFlow bool
 	// Log receives progress. Default stderr.
 	Log io.Writer
 }
@@ -69,6 +86,16 @@ func (c Config) WithDefaults() Config {
 	c.FaultRate = cmp.Or(c.FaultRate, 0.2)
 	c.Lease = cmp.Or(c.Lease, 2*time.Second)
 	c.Settle = cmp.Or(c.Settle, 5*time.Minute)
+	if c.NoFlow {
+		c.Rates, c.Limits = nil, nil
+	} else {
+		if c.Rates == nil {
+			c.Rates = map[string]flowcontrol.Rate{flowcontrol.ProviderPayment: {PerSecond: 80, Burst: 10}}
+		}
+		if c.Limits == nil {
+			c.Limits = []flowcontrol.Limit{{Step: statemachine.StepCharge, Field: "customer_id", Max: 1}}
+		}
+	}
 	if c.Log == nil {
 		c.Log = os.Stderr
 	}
@@ -137,6 +164,15 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "duplicate orders:   %d\n", r.DuplicateOrders)
 	fmt.Fprintf(&b, "worker kills:       %d (orders held at the kill: %d), Redis restarts: %d\n", r.Kills, r.Orphaned, r.RedisRestarts)
 	fmt.Fprintf(&b, "resume after kill:  p50 %s, p99 %s\n", r.ResumeP50.Round(time.Millisecond), r.ResumeP99.Round(time.Millisecond))
+	if r.Audit != nil && r.Audit.Flow != nil {
+		f := r.Audit.Flow
+		for _, p := range slices.Sorted(maps.Keys(f.MaxPerSecond)) {
+			fmt.Fprintf(&b, "provider's view:    %s got %d calls, at most %d in one second\n", p, f.Calls[p], f.MaxPerSecond[p])
+		}
+		for _, k := range slices.Sorted(maps.Keys(f.MaxInFlight)) {
+			fmt.Fprintf(&b, "provider's view:    at most %d %s calls of one customer in flight\n", f.MaxInFlight[k], k)
+		}
+	}
 	if r.Audit != nil {
 		fmt.Fprintf(&b, "audit:              %d orders, effects %v, %d violations\n", r.Audit.Total(), r.Audit.Effects, len(r.Audit.Violations))
 		for i, v := range r.Audit.Violations {
@@ -211,8 +247,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer s.stopWorkers()
 
-	s.logf("chaos: %d orders over %s, %d workers (%d kills each), %d Redis restart(s), %.0f%% provider faults",
-		cfg.Orders, cfg.Duration, cfg.Workers, cfg.KillsPerWorker, cfg.RedisRestarts, cfg.FaultRate*100)
+	s.logf("chaos: %d orders over %s, %d workers (%d kills each), %d Redis restart(s), %.0f%% provider faults, flow control %v",
+		cfg.Orders, cfg.Duration, cfg.Workers, cfg.KillsPerWorker, cfg.RedisRestarts, cfg.FaultRate*100, flowArgs(cfg))
 	res := &Result{}
 	ld := newLoad(s, cfg)
 	killer := newKiller(s, cfg)
@@ -249,7 +285,7 @@ func (s *system) startSim() error {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	share := s.cfg.FaultRate / 6 // 5xx, lost answers, 429s, in-progress keys, stray answers, and declined customers
-	args := []string{"sim", "--redis-url", s.redis.URL(), "--sim-listen", addr, "--log-level", "warn",
+	args := []string{"sim", "--redis-url", s.redis.URL(), "--sim-listen", addr, "--log-level", "warn", "--sim-call-log",
 		"--sim-seed", "42", "--payment-decline-customers", strings.Join(declinedCustomers, ","),
 		"--shipping-decline-customers", strings.Join(undeliverableCustomers, ","),
 		"--risk-review-customers", strings.Join(reviewCustomers, ","), "--risk-reject-customers", strings.Join(rejectCustomers, ","),
@@ -305,6 +341,7 @@ func (s *system) startWorker() (*worker, error) {
 		"--risk-url", s.simURL + "/risk", "--warehouses", strings.Join(chaosWarehouses, ","), "--review-timeout", reviewTimeout.String(),
 		"--lease", s.cfg.Lease.String(), "--reaper-interval", "200ms", "--task-check-interval", "50ms",
 		"--provider-timeout", "1s", "--log-format", "json", "--log-level", "info"}
+	args = append(args, flowArgs(s.cfg)...)
 	p, err := subproc.Start(s.cfg.Exe, args, "")
 	if err != nil {
 		return nil, err
@@ -327,6 +364,42 @@ func (s *system) startWorker() (*worker, error) {
 		}
 	}
 	return w, nil
+}
+
+// flowArgs are the workers' flow-control flags.
+func flowArgs(cfg Config) []string {
+	var args []string
+	for _, p := range slices.Sorted(maps.Keys(cfg.Rates)) {
+		r := cfg.Rates[p]
+		args = append(args, "--"+p+"-rps", strconv.Itoa(r.PerSecond), "--"+p+"-burst", strconv.Itoa(max(r.Burst, 1)))
+	}
+	for _, l := range cfg.Limits {
+		args = append(args, "--limit", l.String())
+	}
+	return args
+}
+
+// flowLimits are the limits the audit checks from the providers' side:
+// the rate limits, and the concurrency limits per customer on the steps
+// whose calls carry the customer.
+func flowLimits(cfg Config) *audit.FlowLimits {
+	if cfg.NoFlow {
+		return nil
+	}
+	l := &audit.FlowLimits{Rates: map[string]audit.RateLimit{}}
+	for p, r := range cfg.Rates {
+		l.Rates[p] = audit.RateLimit{PerSecond: r.PerSecond, Burst: max(r.Burst, 1)}
+	}
+	calls := map[string][2]string{
+		statemachine.StepCharge: {providers.ProviderPayment, providers.OpCharge},
+		statemachine.StepShip:   {providers.ProviderShipping, providers.OpShip},
+	}
+	for _, c := range cfg.Limits {
+		if pc, ok := calls[c.Step]; ok && c.Field == "customer_id" {
+			l.Concurrency = append(l.Concurrency, audit.ConcurrencyLimit{Provider: pc[0], Op: pc[1], Max: c.Max})
+		}
+	}
+	return l
 }
 
 // workerIDFrom finds the worker ID in a worker's JSON start-up log line.

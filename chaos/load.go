@@ -16,10 +16,12 @@ import (
 )
 
 // Customers the simulators decline: payment declines, shipping cannot
-// deliver. A share of the orders uses them, so failure paths run too.
+// deliver. A share of the orders uses them, so failure paths run too. They
+// are several, each with about as many orders as any other customer, so
+// that the limit of one charge per customer at a time makes no hot spot.
 var (
-	declinedCustomers      = []string{"chaos-broke-1", "chaos-broke-2"}
-	undeliverableCustomers = []string{"chaos-far-1"}
+	declinedCustomers      = []string{"chaos-broke-1", "chaos-broke-2", "chaos-broke-3", "chaos-broke-4", "chaos-broke-5"}
+	undeliverableCustomers = []string{"chaos-far-1", "chaos-far-2", "chaos-far-3"}
 	// Workflow v2: the risk agent sends some customers to a human's
 	// review and rejects others; the reviews are approved, rejected, or
 	// left to time out.
@@ -106,7 +108,7 @@ func (l *load) order(ctx context.Context, i int) {
 	case d < 0.05:
 		customer = declinedCustomers[i%len(declinedCustomers)]
 	case d < 0.08:
-		customer = undeliverableCustomers[0]
+		customer = undeliverableCustomers[i%len(undeliverableCustomers)]
 	case isV2 && d < 0.20:
 		customer = reviewCustomers[i%len(reviewCustomers)]
 	case isV2 && d < 0.23:

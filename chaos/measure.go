@@ -77,7 +77,10 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 			r.LostOrders = append(r.LostOrders, s.describeLost(ctx, id, v))
 		}
 	}
-	if r.Audit, err = audit.Run(ctx, s.conn.Client, audit.Config{MaxRunning: time.Hour}); err != nil {
+	// Every order is finished: stop the simulators, which writes the last
+	// events of their call logs, before the audit reads them.
+	s.sim.Stop()
+	if r.Audit, err = audit.Run(ctx, s.conn.Client, audit.Config{MaxRunning: time.Hour, Flow: flowLimits(s.cfg)}); err != nil {
 		return err
 	}
 	for _, v := range r.Audit.Violations {

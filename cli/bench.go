@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +31,12 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	lease := fs.Duration("lease", 5*time.Second, "the soak workers' lease")
 	reaper := fs.Duration("reaper-interval", time.Second, "the soak workers' reaper interval")
 	wakeWorkers := fs.Int("wake-workers", 0, "the steady-load workers' wake-path goroutines (0: the engine's default)")
-	out := fs.String("out", "", "markdown file to write the results into (between its bench markers, or its soak markers with --soak)")
+	out := fs.String("out", "", "markdown file to write the results into (each part between its own markers, or the soak markers with --soak)")
 	profiles := fs.String("profile-dir", "", "directory for CPU profiles of the worker processes and the driver")
+	parts := fs.String("parts", strings.Join(bench.Parts, ","), "the parts to run, each written to its own section of --out: "+
+		"main (throughput against the chain, idle latency, API, sustained load, scaling), priority (latency per priority under a backlog), flow (what flow control costs)")
+	priorityOrders := fs.Int("priority-orders", 3000, "orders the priority part submits at once")
+	flowOrders := fs.Int("flow-orders", 5000, "orders of each run of the flow part")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -68,15 +73,23 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		counts = append(counts, v)
 	}
-	if *n < 100 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 {
-		return usageError{fmt.Errorf("--orders must be at least 100 (50 a round), and --concurrency, --idle-samples, --rounds and --api-duration positive")}
+	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 || *priorityOrders < 3 || *flowOrders < 50 {
+		return usageError{fmt.Errorf("--orders must be at least 100 (50 a round), --priority-orders at least 3, --flow-orders at least 50, " +
+			"and --concurrency, --idle-samples, --rounds and --api-duration positive")}
+	}
+	var ps []string
+	for _, p := range strings.Split(*parts, ",") {
+		if p = strings.TrimSpace(p); !slices.Contains(bench.Parts, p) {
+			return usageError{fmt.Errorf("--parts: unknown part %q (known: %s)", p, strings.Join(bench.Parts, ", "))}
+		}
+		ps = append(ps, p)
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		RedisURL: *redisURL, Orders: *n, Concurrency: *concurrency, IdleSamples: *idle,
 		APIDuration: *apiDur, Scaling: counts, Rounds: *rounds, Log: env.Stderr, ProfileDir: *profiles,
 		ScalingLatency: *latency, SustainedRate: *rate, SustainedDuration: *duration, SustainedWorkers: *workers,
 		SustainedLatency: *latency, Interval: *interval, WakeWorkers: *wakeWorkers,
-		Command: command,
+		Command: command, Parts: ps, PriorityOrders: *priorityOrders, FlowOrders: *flowOrders,
 	})
 	if err != nil {
 		return err
@@ -105,6 +118,8 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&o.WorkerID, "worker-id", "", "the worker's ID, which starts its lease tokens (empty: random)")
 	fs.DurationVar(&o.Lease, "lease", 0, "the engine's lease (0: its default)")
 	fs.DurationVar(&o.ReaperInterval, "reaper-interval", 0, "the engine's reaper interval (0: its default)")
+	var fl flowFlags
+	fl.register(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the worker to this file")
 	var l logFlags
 	l.register(fs, "text")
@@ -117,6 +132,9 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	if o.RedisURL == "" {
 		return usageError{fmt.Errorf("--redis-url is required")}
+	}
+	if o.Flow, err = fl.config(); err != nil {
+		return err
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

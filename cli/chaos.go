@@ -26,6 +26,7 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	fs.Float64Var(&c.FaultRate, "fault-rate", 0.2, "share of provider calls that misbehave")
 	fs.DurationVar(&c.Lease, "lease", 2*time.Second, "the workers' lease")
 	fs.DurationVar(&c.Settle, "settle", 5*time.Minute, "how long to wait for every order to finish")
+	fs.BoolVar(&c.NoFlow, "no-flow", false, "run the workers without flow control (by default: payment 80 calls/s, burst 10, and one charge per customer at a time, audited from the providers' side)")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}

@@ -216,6 +216,15 @@ func TestConfigurationTable(t *testing.T) {
 		{"payment-url", "ORDERFLOW_PAYMENT_URL", []string{"worker", "dev"}},
 		{"inventory-url", "ORDERFLOW_INVENTORY_URL", []string{"worker", "dev"}},
 		{"shipping-url", "ORDERFLOW_SHIPPING_URL", []string{"worker", "dev"}},
+		{"queues", "ORDERFLOW_QUEUES", []string{"worker", "dev"}},
+		{"limit", "ORDERFLOW_LIMIT", []string{"worker", "dev"}},
+		{"breaker-error-rate", "ORDERFLOW_BREAKER_ERROR_RATE", []string{"worker", "dev"}},
+		{"breaker-window", "ORDERFLOW_BREAKER_WINDOW", []string{"worker", "dev"}},
+		{"payment-rps", "ORDERFLOW_PAYMENT_RPS", []string{"worker", "dev"}},
+		{"payment-burst", "ORDERFLOW_PAYMENT_BURST", []string{"worker", "dev"}},
+		{"inventory-rps", "ORDERFLOW_INVENTORY_RPS", []string{"worker", "dev"}},
+		{"shipping-burst", "ORDERFLOW_SHIPPING_BURST", []string{"worker", "dev"}},
+		{"risk-rps", "ORDERFLOW_RISK_RPS", []string{"worker", "dev"}},
 	} {
 		for _, cmd := range row.commands {
 			env, usage := helpFlags(t, cmd)

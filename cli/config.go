@@ -147,6 +147,7 @@ type simFlags struct {
 	faults       map[string]*faultFlags
 	initialStock int
 	seed         uint64
+	callLog      bool
 
 	riskReviewCustomers, riskRejectCustomers listFlag
 	riskReviewAbove, riskRejectAbove         int64
@@ -189,6 +190,7 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 		"sim: how long a shipment asked for with Prefer: respond-async takes, answered 202 and progressing meanwhile; 0 ships at once")
 	fs.IntVar(&s.initialStock, "sim-initial-stock", 0, "sim: stock of every SKU at each warehouse before its first reservation; 0 is unlimited")
 	fs.Uint64Var(&s.seed, "sim-seed", 0, "sim: seed of the fault dice; 0 is random")
+	fs.BoolVar(&s.callLog, "sim-call-log", false, "sim: record when every call arrived and was over, in Redis, for checking limits from the providers' side (the audit's flow rules)")
 }
 
 func (s *simFlags) config() (providers.SimConfig, error) {
@@ -204,7 +206,7 @@ func (s *simFlags) config() (providers.SimConfig, error) {
 	}
 	c := providers.SimConfig{
 		Inventory: mk(providers.ProviderInventory), Payment: mk(providers.ProviderPayment), Shipping: mk(providers.ProviderShipping),
-		Risk: mk(providers.ProviderRisk), InitialStock: s.initialStock, Seed: s.seed,
+		Risk: mk(providers.ProviderRisk), InitialStock: s.initialStock, Seed: s.seed, CallLog: s.callLog,
 	}
 	c.Inventory.OutOfStockWarehouses = s.outOfStockWarehouses
 	c.Shipping.ShipmentDuration = s.shippingDuration

@@ -22,6 +22,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	simListen := fs.String("sim-listen", "127.0.0.1:0", "simulators address (port 0 picks a free one)")
 	var a apiFlags
 	var w workerFlags
+	var fl flowFlags
 	var p providerFlags
 	var s simFlags
 	var l logFlags
@@ -29,6 +30,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	var wf workflowFlags
 	a.register(fs)
 	w.register(fs)
+	fl.register(fs)
 	p.register(fs)
 	s.register(fs)
 	l.register(fs, "text")
@@ -49,6 +51,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if wc.Registry, err = wf.registry(); err != nil {
+		return err
+	}
+	if wc.Flow, err = fl.config(); err != nil {
 		return err
 	}
 	sc, err := s.config()
@@ -136,12 +141,14 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics on; empty serves none")
 	var r redisFlags
 	var w workerFlags
+	var fl flowFlags
 	var p providerFlags
 	var l logFlags
 	var dur durabilityFlag
 	var wf workflowFlags
 	r.register(fs)
 	w.register(fs)
+	fl.register(fs)
 	p.register(fs)
 	l.register(fs, "json")
 	dur.register(fs, "fsync")
@@ -161,6 +168,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if wc.Registry, err = wf.registry(); err != nil {
+		return err
+	}
+	if wc.Flow, err = fl.config(); err != nil {
 		return err
 	}
 	wc.Logger = log

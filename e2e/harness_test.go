@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/internal/redistest"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/providers"
@@ -50,6 +51,14 @@ type options struct {
 	// apiRegistry, when set, is the API's registry (a test may change its
 	// default version while orders run).
 	apiRegistry *statemachine.Registry
+	// Worker settings; zero values keep the harness's defaults.
+	flow        flowcontrol.Config
+	queues      map[string]int
+	concurrency int
+	// workerRegistry, when set, replaces the worker's fast registry.
+	workerRegistry *statemachine.Registry
+	// wrap, when set, wraps the worker's providers (to see what it calls).
+	wrap func(providers.Set) providers.Set
 }
 
 // registry is the bundle's registry of workflow versions.
@@ -120,10 +129,14 @@ func (b *testBundle) startWorker(t *testing.T, o options) *server.Worker {
 	}
 	prov, err := providers.NewHTTP(pc)
 	require.NoError(t, err)
+	if o.wrap != nil {
+		prov = o.wrap(prov)
+	}
 	wc := server.WorkerConfig{
-		Concurrency: 8, TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
-		ShutdownTimeout: 3 * time.Second, Registry: o.registry(), Logger: testLogger(t),
+		Concurrency: cmp.Or(o.concurrency, 8), TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		ShutdownTimeout: 3 * time.Second, Registry: cmp.Or(o.workerRegistry, o.registry()), Logger: testLogger(t),
 		Activities: orders.Options{ShipmentPoll: 20 * time.Millisecond},
+		Queues:     o.queues, Flow: o.flow,
 	}
 	wc.Engine.Lease = time.Second
 	wc.Engine.ReaperInterval = 100 * time.Millisecond

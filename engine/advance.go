@@ -205,9 +205,19 @@ func (r *run) loop(ctx context.Context) error {
 			if r.e.store.Now().Sub(r.started) > r.e.cfg.TimeSlice {
 				return r.handoff(ctx, r.queue, "time_slice")
 			}
-			if r.e.gated(st) && r.inst.NextAt.Sub(r.e.store.Now()) <= 0 {
-				if done, err := r.admit(ctx, st); err != nil || done {
-					return err
+			if r.e.gated(st) {
+				// A retry due soon is waited for here, so that admission
+				// is asked right before the attempt begins (a later one is
+				// handed off by beginAttempt, and asks when it is due).
+				if wait := r.inst.NextAt.Sub(r.e.store.Now()); wait > 0 && wait <= maxInlineWait {
+					if err := r.waitDue(ctx, wait); err != nil {
+						return err
+					}
+				}
+				if r.inst.NextAt.Sub(r.e.store.Now()) <= 0 {
+					if done, err := r.admit(ctx, st); err != nil || done {
+						return err
+					}
 				}
 			}
 			done, err := r.beginAttempt(ctx, st)
@@ -313,6 +323,19 @@ func (r *run) beginAttempt(ctx context.Context, st *statemachine.State) (done bo
 			LeaseUntil: r.e.store.Now().Add(r.leaseFor(st)), Durable: true,
 		}, begins: true}
 	})
+}
+
+// waitDue waits in place, holding the lease, for a retry due after wait.
+func (r *run) waitDue(ctx context.Context, wait time.Duration) error {
+	if _, err := r.e.store.Renew(ctx, r.id, r.token, r.e.store.Now().Add(wait+r.e.cfg.Lease)); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }
 
 var errAttemptsUsed = errors.New("attempts used up by interrupted runs")

@@ -39,6 +39,11 @@ type SimConfig struct {
 	// Seed seeds the fault dice, for repeatable runs; 0 picks a random
 	// seed. Default 0.
 	Seed uint64
+	// CallLog makes the simulator record every call it receives, when it
+	// arrived and when it was over, in Redis ({sim:<provider>}:calls), for
+	// checking limits from the provider's side (Ledger.ScanCalls). It costs
+	// two writes a call and the log is never trimmed. Default false.
+	CallLog bool
 	// Logger receives the errors the simulator cannot answer with, such as
 	// Redis failures. Default: discard.
 	Logger *slog.Logger
@@ -90,6 +95,8 @@ type Simulator struct {
 	rdb          redis.UniversalClient
 	ledger       *Ledger
 	initialStock int
+	callLog      bool
+	calls        *callWriter
 	log          *slog.Logger
 	rand         *lockedRand
 	faults       map[string]*atomic.Pointer[faultState] // read-only map
@@ -106,6 +113,7 @@ func NewSimulator(rdb redis.UniversalClient, cfg SimConfig) *Simulator {
 		rdb:          rdb,
 		ledger:       NewLedger(rdb),
 		initialStock: max(cfg.InitialStock, 0),
+		callLog:      cfg.CallLog,
 		log:          cfg.Logger,
 		rand:         newLockedRand(cfg.Seed),
 		faults:       make(map[string]*atomic.Pointer[faultState]),
@@ -115,6 +123,7 @@ func NewSimulator(rdb redis.UniversalClient, cfg SimConfig) *Simulator {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.calls = &callWriter{rdb: rdb, log: s.log}
 	for name, f := range map[string]Faults{
 		ProviderInventory: cfg.Inventory,
 		ProviderPayment:   cfg.Payment,

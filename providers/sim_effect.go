@@ -138,6 +138,13 @@ func effectHandler[T any, R interface {
 			return
 		}
 		ctx := r.Context()
+		if s.callLog {
+			end := logCall(s, ctx, c)
+			// The call is over when its answer is written or its caller
+			// hangs up, whichever comes first.
+			defer end()
+			defer context.AfterFunc(ctx, end)()
+		}
 		if !s.wait(ctx, c.faults.Latency) {
 			abortResponse(w)
 			return

@@ -11,6 +11,8 @@ package providers
 //	                                                the hold
 //	{sim:<provider>}:ledger                         list: LedgerEntry JSON, in the order applied
 //	{sim:<provider>}:ledger:order:<order_id>        list: the same entries, for one order
+//	{sim:<provider>}:calls                          list: CallEvent JSON, each call's start and
+//	                                                end, in time order (SimConfig.CallLog)
 //	{sim:inventory}:stock                           hash: sku -> units available (limited SKUs only)
 //	                                                at the default warehouse
 //	{sim:inventory}:stock:wh:<warehouse>            the same, at a named warehouse

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -53,5 +54,7 @@ func (p *SimProcess) Shutdown(ctx context.Context) error {
 	// answers, in-progress holds, applying what they hold), which would
 	// otherwise keep their requests, and the shutdown, waiting.
 	p.sim.Close()
-	return p.http.Shutdown(ctx)
+	err := p.http.Shutdown(ctx)
+	// Every call is over: let the call log take its last events.
+	return errors.Join(err, p.sim.FlushCalls(ctx))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/statemachine"
@@ -47,6 +48,13 @@ type WorkerConfig struct {
 	// Activities tunes the order steps (how often a followed shipment is
 	// polled).
 	Activities orders.Options
+	// Flow configures flow control: rate limits per provider, concurrency
+	// limits per key of the input, circuit breakers, the provider gate.
+	// Default none: the engine gets no flow control at all and pays
+	// nothing for it. Its Lease defaults to Engine.Lease, its WaiterTTL to
+	// twice Engine.ParkRecheck, and its Settles to the order workflow's
+	// (a refund settles a charge in doubt, a release a reservation).
+	Flow flowcontrol.Config
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -74,6 +82,7 @@ type Worker struct {
 	store   *statemachine.Store
 	queue   *tasks.Queue
 	backlog *tasks.Backlog
+	flow    *flowcontrol.Flow
 
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
@@ -104,10 +113,22 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 	store := statemachine.NewStore(rdb, cfg.Store)
 	queue := tasks.NewQueue(rdb, tasks.QueueConfig{})
 	cfg.Engine.Concurrency, cfg.Engine.Queues, cfg.Engine.Backlog = cfg.Concurrency, queues, backlog.Len
+	var flow *flowcontrol.Flow
+	if cfg.Flow.Enabled() {
+		var err error
+		if flow, err = flowcontrol.New(rdb, flowConfig(cfg), reg); err != nil {
+			store.Close()
+			return nil, err
+		}
+		cfg.Engine.Flow = flow
+	}
 	eng, err := engine.New(cfg.Engine, store, registry, orders.ActivitiesWith(p, cfg.Activities), queue, engine.NewMetrics(reg))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("building engine: %w", err)
+	}
+	if flow != nil {
+		flow.Attach(eng)
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
@@ -124,8 +145,33 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 			}
 		},
 	})
-	return &Worker{cfg: cfg, rdb: rdb, srv: srv, engine: eng, store: store, queue: queue, backlog: backlog}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: srv, engine: eng, store: store, queue: queue, backlog: backlog, flow: flow}, nil
 }
+
+// OrderSettles are the order workflow's steps that settle another step in
+// doubt by repeating its call: a refund repeats a charge whose answer was
+// lost, a release a reservation.
+var OrderSettles = map[string]flowcontrol.Settle{
+	statemachine.StepRefund:  {Step: statemachine.StepCharge, Result: orders.ResultTransactionID},
+	statemachine.StepRelease: {Step: statemachine.StepReserve, Result: orders.ResultReservationID},
+}
+
+// flowConfig returns the worker's flow-control config with the defaults
+// that come from the engine's.
+func flowConfig(cfg WorkerConfig) flowcontrol.Config {
+	f := cfg.Flow
+	e := cfg.Engine.WithDefaults()
+	f.Lease = cmp.Or(f.Lease, e.Lease)
+	f.WaiterTTL = cmp.Or(f.WaiterTTL, 2*e.ParkRecheck)
+	if f.Settles == nil {
+		f.Settles = OrderSettles
+	}
+	f.Logger = cmp.Or(f.Logger, cfg.Logger)
+	return f
+}
+
+// Flow returns the worker's flow control, or nil when none is configured.
+func (w *Worker) Flow() *flowcontrol.Flow { return w.flow }
 
 // Engine returns the worker's engine.
 func (w *Worker) Engine() *engine.Engine { return w.engine }
@@ -141,6 +187,12 @@ func (w *Worker) Start() error {
 	w.stopBackground = cancel
 	w.background.Go(func() { w.engine.RunReaper(ctx) })
 	w.background.Go(func() { w.backlog.Run(ctx) })
+	if w.flow != nil {
+		if err := w.flow.Publish(ctx); err != nil {
+			w.cfg.Logger.Warn("publishing the flow-control limits for GET /v1/providers", "err", err)
+		}
+		w.background.Go(func() { w.flow.Run(ctx) })
+	}
 	if wake := cloneClient(w.rdb, w.engine.Config().WakeWorkers+1); wake != nil {
 		w.stopBackground = func() {
 			cancel()

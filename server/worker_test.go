@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/internal/redistest"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
@@ -64,4 +65,32 @@ func TestWorkerConfigWithDefaults(t *testing.T) {
 	require.Equal(t, 3, set.Concurrency)
 	require.Equal(t, time.Second, set.ShutdownTimeout)
 	require.Same(t, discard, set.Logger)
+}
+
+// Without flow control configured the engine gets none; with it, the
+// worker's flow control takes the engine's lease and the order workflow's
+// settling steps.
+func TestWorkerFlowControlOnlyWhenConfigured(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t, redistest.BackendMiniredis)
+	w := newWorker(t, r)
+	require.Nil(t, w.Flow())
+	require.Nil(t, w.Engine().Config().Flow)
+
+	cfg := server.WorkerConfig{Concurrency: 2, ShutdownTimeout: time.Second, Logger: discard,
+		Flow: flowcontrol.Config{Limits: []flowcontrol.Limit{{Step: "charge", Field: "customer_id", Max: 1}}}}
+	cfg.Engine.Lease = 2 * time.Second
+	w, err := server.NewWorker(r.Client(t), providers.NewInProcess().Set(), cfg, nil)
+	require.NoError(t, err)
+	require.NotNil(t, w.Flow())
+	require.Same(t, w.Flow(), w.Engine().Config().Flow)
+	fc := w.Flow().Config()
+	require.Equal(t, 2*time.Second, fc.Lease)
+	require.Equal(t, server.OrderSettles, fc.Settles)
+	require.NoError(t, w.Start())
+	returnsWithin(t, "Shutdown", w.Shutdown)
+
+	cfg.Flow.Limits[0].Max = 0
+	_, err = server.NewWorker(r.Client(t), providers.NewInProcess().Set(), cfg, nil)
+	require.ErrorContains(t, err, "Limits[0]")
 }
