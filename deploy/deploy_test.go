@@ -161,9 +161,9 @@ func served(t *testing.T, r *redistest.Instance) map[string]string {
 	t.Helper()
 	d, err := server.StartDev(server.DevConfig{
 		RedisURL: r.URL, Logger: slog.New(slog.DiscardHandler),
-		API:      server.APIConfig{Listen: "127.0.0.1:0"},
-		Worker:   server.WorkerConfig{ShutdownTimeout: time.Second},
-		Sim:      providers.SimConfig{Payment: providers.Faults{DeclineCustomers: []string{"cust-broke"}}},
+		API:    server.APIConfig{Listen: "127.0.0.1:0"},
+		Worker: server.WorkerConfig{ShutdownTimeout: time.Second},
+		Sim:    providers.SimConfig{Payment: providers.Faults{DeclineCustomers: []string{"cust-broke"}}},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {
