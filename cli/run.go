@@ -41,6 +41,11 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "orderflow-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	wc, err := w.config()
 	if err != nil {
 		return err
@@ -102,6 +107,11 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "orderflow-api", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if *retention < time.Minute || *shutdownTimeout <= 0 {
 		return usageError{errors.New("--retention must be at least 1m and --shutdown-timeout positive")}
 	}
@@ -153,6 +163,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "orderflow-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	wc, err := w.config()
 	if err != nil {
 		return err
