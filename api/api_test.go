@@ -29,8 +29,11 @@ import (
 
 // testBundle is one API handler over one isolated Redis.
 type testBundle struct {
-	t     *testing.T
+	t *testing.T
+	// h is the API, each request and answer checked against the OpenAPI
+	// document (see openapi_check_test.go).
 	h     http.Handler
+	srv   *api.Server
 	store *statemachine.Store
 }
 
@@ -75,7 +78,7 @@ func setupQueue(t *testing.T, client redis.UniversalClient, cfg api.Config, deps
 	deps.Engine = eng
 	h := api.New(cfg, deps)
 	t.Cleanup(h.Close)
-	return &testBundle{t: t, h: h, store: store}
+	return &testBundle{t: t, h: checkedAgainstSpec(t, h), srv: h, store: store}
 }
 
 // response is a recorded answer.

@@ -10,8 +10,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// publicRoutes answer without a token.
-var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true}
+// publicRoutes answer without a token: health, and the API's description,
+// which holds no data.
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.yaml": true, "/openapi.json": true}
 
 // authToken is a configured token as the server keeps it: the SHA-256 of
 // its secret, never the secret.

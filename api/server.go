@@ -30,9 +30,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/flowcontrol"
+	"github.com/orderflow/orderflow/internal/tracing"
 	"github.com/orderflow/orderflow/statemachine"
 )
 
@@ -63,6 +65,10 @@ type Config struct {
 	BacklogInterval time.Duration
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the requests' spans (tracing.go). Default:
+	// OpenTelemetry's global provider, a no-op unless tracing.Setup
+	// installed one.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -136,7 +142,8 @@ func New(cfg Config, deps Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
-	e.Use(recoverProblems(s.log), s.restrictHosts, refuseBrowserForgery, s.authenticate, s.rateLimit)
+	rt := newRequestTracer(tracing.Tracer(cfg.TracerProvider))
+	e.Use(rt.middleware, recoverProblems(s.log), s.restrictHosts, refuseBrowserForgery, s.authenticate, s.rateLimit)
 
 	write, read, admin := s.authorize(ScopeOrdersWrite), s.authorize(ScopeOrdersRead), s.authorize(ScopeAdmin)
 	e.POST("/v1/orders", s.createOrder, write, s.shed)
@@ -154,6 +161,8 @@ func New(cfg Config, deps Deps) *Server {
 	e.POST("/v1/providers/:name/resume", s.resumeProvider, admin)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", serveOpenAPIYAML)
+	e.GET("/openapi.json", serveOpenAPIJSON)
 
 	g := deps.Gatherer
 	if g == nil {
@@ -164,6 +173,7 @@ func New(cfg Config, deps Deps) *Server {
 		e.Any(prefix, echo.WrapHandler(h), admin)
 		e.Any(prefix+"/*", echo.WrapHandler(h), admin)
 	}
+	rt.nameRoutes(e.Routes())
 	s.echo = e
 	return s
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ type command struct {
 
 // Env is what a subcommand runs with.
 type Env struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 }
 
@@ -46,6 +48,9 @@ func commands() []command {
 		{"sim", "The provider simulators (inventory, payment, shipping) over HTTP.", runSim},
 		{"audit", "Check every order against the provider ledgers; exits 1 on any violation.", runAudit},
 		{"versions", "check|migrate: whether orders in flight could move to another workflow version, and the move.", runVersions},
+		{"orders", "create|list|get|history|watch|cancel|approve|reject|pause|resume: orders, through the API.", runOrders},
+		{"providers", "[list]|pause|resume: the providers' flow control, through the API.", runProviders},
+		{"diagram", "The state diagram of a workflow version, as mermaid or DOT.", runDiagram},
 		{"chaos", "The chaos harness (needs redis-server): faults, kills and a Redis restart, then an audit.", runChaos},
 		{"bench", "The benchmark harness (needs redis-server): orderflow against a raw asynq chain, and more.", runBench},
 		{"bench-worker", "A benchmark worker process, started by bench.", runBenchWorker},
@@ -60,8 +65,14 @@ func (e usageError) Error() string { return e.err.Error() }
 
 // Main runs the orderflow command with args (without the program name) and
 // returns the exit code. ctx is cancelled on SIGINT/SIGTERM by the caller.
+// Standard input is os.Stdin.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr}
+	return Run(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// Run is Main reading standard input from stdin.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stderr)
 		if len(args) == 0 {

@@ -43,6 +43,11 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "orderflow-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	wc, err := w.config()
 	if err != nil {
 		return err
@@ -107,6 +112,11 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "orderflow-api", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if *retention < time.Minute || *shutdownTimeout <= 0 {
 		return usageError{errors.New("--retention must be at least 1m and --shutdown-timeout positive")}
 	}
@@ -160,6 +170,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "orderflow-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	wc, err := w.config()
 	if err != nil {
 		return err

@@ -82,10 +82,12 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 	} else if err := r.claim(ctx); err != nil || r.inst == nil {
 		return err
 	}
+	ctx, span := r.startAdvance(ctx, opt)
 	err := r.loop(ctx)
 	// Whatever ended the run, it gives the lease up: another task, or the
 	// reaper, takes over at once rather than after the lease runs out.
 	r.release()
+	endSpan(span, err)
 	return err
 }
 
@@ -422,6 +424,7 @@ func (r *run) applied(c statemachine.Change, a statemachine.Applied) {
 	}
 	if c.Status.Terminal() {
 		r.e.metrics.finished(r.inst.Workflow, string(c.Status))
+		r.e.metrics.instanceDone(r.inst.Workflow, string(c.Status), r.age())
 		r.log.Debug("instance finished", "status", c.Status, "state", c.State)
 		if r.e.cfg.OnFinish != nil {
 			r.e.cfg.OnFinish(r.inst)

@@ -45,7 +45,8 @@ type decision struct {
 // runs.
 func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	start := time.Now()
-	actx, cancel := context.WithCancel(ctx)
+	actx, span := r.startStep(ctx, st.Step, "", r.inst.Attempts[st.Step])
+	actx, cancel := context.WithCancel(actx)
 	stopRenew := func() {}
 	if st.Heartbeat > 0 {
 		// A long step: only its heartbeats renew the lease.
@@ -56,6 +57,7 @@ func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	res, err := callActivity(actx, r.e.activities[st.Step], r.inst)
 	stopRenew()
 	cancel()
+	endSpan(span, err)
 	verdict := "success"
 	if err != nil {
 		verdict = "error"

@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderflow/orderflow/statemachine"
 )
 
@@ -92,6 +94,10 @@ type Config struct {
 	// ParkRecheck is how long a step parked by the flow control waits, at
 	// most, before it asks again without a wake-up. Default 30s.
 	ParkRecheck time.Duration
+	// TracerProvider makes the spans of advances and step attempts (see
+	// tracing.go). Default: OpenTelemetry's global provider, a no-op unless
+	// tracing.Setup installed one.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -134,6 +140,7 @@ type Engine struct {
 	activities Activities
 	queue      Queue
 	metrics    *Metrics
+	tracer     *tracer
 	log        *slog.Logger
 
 	tokens       atomic.Uint64
@@ -168,9 +175,11 @@ func New(cfg Config, store *statemachine.Store, registry *statemachine.Registry,
 			cfg.Queues[q] = 1
 		}
 	}
+	metrics.initialize(registry)
 	return &Engine{
 		cfg: cfg, store: store, registry: registry, activities: activities, queue: queue,
-		metrics: metrics, log: cfg.Logger.With("worker", cfg.WorkerID), capacity: make(chan struct{}, 1),
+		metrics: metrics, tracer: newTracer(cfg.TracerProvider, registry),
+		log: cfg.Logger.With("worker", cfg.WorkerID), capacity: make(chan struct{}, 1),
 	}, nil
 }
 

@@ -120,7 +120,9 @@ func (r *run) runFanout(ctx context.Context, st *statemachine.State) (done bool,
 func (r *run) runBranch(ctx context.Context, st *statemachine.State, b string) outcome {
 	k := statemachine.BranchKey(st.Step, b)
 	start := time.Now()
-	res, err := callActivity(context.WithValue(ctx, branchKey{}, b), r.e.activities[st.Step], r.inst)
+	sctx, span := r.startStep(ctx, st.Step, b, r.inst.Attempts[k])
+	res, err := callActivity(context.WithValue(sctx, branchKey{}, b), r.e.activities[st.Step], r.inst)
+	endSpan(span, err)
 	verdict := "success"
 	if err != nil {
 		verdict = "error"

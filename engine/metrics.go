@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // Metrics are the engine's Prometheus collectors. A nil *Metrics records
@@ -35,6 +37,10 @@ type Metrics struct {
 	// DueLag is how long the oldest due entry has been due, in seconds
 	// (0 when none is overdue): how far the reapers are behind.
 	DueLag prometheus.Gauge
+	// InstanceSeconds is how long finished instances took from creation
+	// to their terminal state, by workflow and status: the end-to-end
+	// latency.
+	InstanceSeconds *prometheus.HistogramVec
 
 	// children caches the labelled children of the vectors: looking labels
 	// up on every transition showed in profiles.
@@ -105,9 +111,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.DueLag = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_due_lag_seconds", Help: "Age of the oldest overdue entry of the due index: how far the reapers are behind.",
 	})
+	m.InstanceSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "orderflow_instance_duration_seconds", Help: "Time from an instance's creation to its terminal state (end-to-end latency), by status.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 3, 12),
+	}, []string{"workflow", "status"})
 	if reg != nil {
 		reg.MustRegister(m.Transitions, m.Steps, m.StepSeconds, m.Finished, m.Redrives, m.StaleWrites, m.ProviderUnexpected,
-			m.DeadLetters, m.DeadLetterOrders, m.FlowWaits, m.DueEntries, m.DueLag)
+			m.DeadLetters, m.DeadLetterOrders, m.FlowWaits, m.DueEntries, m.DueLag, m.InstanceSeconds)
 	}
 	return m
 }
@@ -129,6 +139,47 @@ func (m *Metrics) finished(wf, status string) {
 	if m != nil {
 		m.counter(m.Finished, wf, status).Inc()
 	}
+}
+
+// initialize creates the series whose labels the registry fixes, at zero,
+// so that dashboards and alerts see them before the first event: a rate
+// over a series that does not exist yet is no rate at all.
+func (m *Metrics) initialize(reg *statemachine.Registry) {
+	if m == nil {
+		return
+	}
+	for _, d := range reg.All() {
+		for _, st := range []statemachine.Status{statemachine.StatusCompleted, statemachine.StatusFailed, statemachine.StatusCancelled} {
+			m.counter(m.Finished, d.Name, string(st))
+		}
+		for _, s := range d.States {
+			if s.Step != "" {
+				m.counter(m.DeadLetters, d.Name, s.Step)
+			}
+		}
+	}
+	for _, reason := range []string{"lease_expired", "task_lost"} { // see redrive in reaper.go
+		m.Redrives.WithLabelValues(reason)
+	}
+}
+
+func (m *Metrics) instanceDone(wf, status string, age time.Duration) {
+	if m != nil && age > 0 {
+		m.observer(m.InstanceSeconds, wf, status).Observe(age.Seconds())
+	}
+}
+
+// age is how long ago the run's instance was created (a first task knows
+// it from its hint, sent just before the instance was written).
+func (r *run) age() time.Duration {
+	created := r.inst.Created
+	if created.IsZero() && r.hint != nil {
+		created = r.hint.At
+	}
+	if created.IsZero() {
+		return 0
+	}
+	return r.e.store.Now().Sub(created)
 }
 
 func (m *Metrics) redrive(reason string) {

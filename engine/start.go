@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/orderflow/orderflow/internal/tracing"
 	"github.com/orderflow/orderflow/statemachine"
 )
 
@@ -67,7 +68,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (StartResult, erro
 	}
 	cr, err := e.store.Create(ctx, statemachine.NewInstance{
 		ID: req.ID, Definition: def, Fingerprint: req.Fingerprint, KeyHash: req.KeyHash, Priority: prio, Input: req.Input, Task: taskID,
-		Due: now.Add(e.cfg.PickupGrace),
+		Due: now.Add(e.cfg.PickupGrace), TraceParent: tracing.TraceParent(ctx),
 	})
 	if err != nil {
 		return StartResult{}, err

@@ -12,6 +12,10 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/internal/tracing"
 )
 
 // DefaultHTTPTimeout bounds one provider call when HTTPConfig.Timeout is 0.
@@ -40,6 +44,10 @@ type HTTPConfig struct {
 	// Client sends the requests. Default: a client of its own whose
 	// transport keeps up to 100 idle connections per host.
 	Client *http.Client
+	// TracerProvider makes the calls' spans (see client_tracing.go).
+	// Default: OpenTelemetry's global provider, a no-op unless
+	// tracing.Setup installed one.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns the config with its zero fields set to their
@@ -105,6 +113,7 @@ func NewHTTP(cfg HTTPConfig) (Set, error) {
 	}
 	c := &httpClient{
 		hc:        cfg.Client,
+		tracer:    tracing.Tracer(cfg.TracerProvider),
 		timeout:   cfg.Timeout,
 		inventory: strings.TrimRight(cfg.InventoryURL, "/"),
 		payment:   strings.TrimRight(cfg.PaymentURL, "/"),
@@ -117,6 +126,7 @@ func NewHTTP(cfg HTTPConfig) (Set, error) {
 // httpClient implements Inventory, Payment, Shipping and Risk over HTTP.
 type httpClient struct {
 	hc                                 *http.Client
+	tracer                             trace.Tracer
 	timeout                            time.Duration
 	inventory, payment, shipping, risk string
 }
@@ -240,6 +250,9 @@ func (x exchange) fail(status int, err error) *Error {
 // the caller to judge. Every other outcome is an *Error: no answer, or a
 // status other than 2xx with the answer's error code and Retry-After.
 func (c *httpClient) send(ctx context.Context, x exchange) (status int, a httpAnswer, decodeErr, err error) {
+	ctx, span := c.startCall(ctx, x)
+	answered := 0
+	defer func() { endCall(span, answered, cmp.Or(err, decodeErr)) }()
 	var payload io.Reader
 	if x.body != nil {
 		b, err := json.Marshal(x.body)
@@ -264,10 +277,12 @@ func (c *httpClient) send(ctx context.Context, x exchange) (status int, a httpAn
 	if x.prefer != "" {
 		req.Header.Set("Prefer", x.prefer)
 	}
+	inject(ctx, req.Header)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, a, nil, x.fail(0, err)
 	}
+	answered = resp.StatusCode
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
 		_ = resp.Body.Close()

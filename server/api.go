@@ -91,7 +91,8 @@ type APIProcess struct {
 }
 
 // StartAPI checks cfg (Validate) and serves the API over conn until
-// Shutdown.
+// Shutdown. reg, when set, is served at /metrics, with the task queues'
+// metrics added (tasks.QueueCollector).
 func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIProcess, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -122,6 +123,11 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 	var gatherer prometheus.Gatherer
 	if reg != nil {
 		gatherer = reg
+		// The queues are the system's, not this process's: the API shows
+		// them, the workers do not.
+		if err := reg.Register(tasks.NewQueueCollector(conn.Client, cfg.Logger)); err != nil {
+			cfg.Logger.Warn("the task queues' metrics are not served", "err", err)
+		}
 	}
 	h := api.New(cfg.API, api.Deps{
 		Engine: eng, Gatherer: gatherer,

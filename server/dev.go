@@ -10,6 +10,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/providers"
 )
@@ -34,6 +35,10 @@ type DevConfig struct {
 	Worker WorkerConfig
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider, when set, makes the spans of the API, the worker and
+	// the provider calls, unless their own configs name another. Default:
+	// OpenTelemetry's global provider (see package tracing).
+	TracerProvider trace.TracerProvider
 }
 
 // Dev is a running `orderflow dev`.
@@ -76,6 +81,13 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if tp := cfg.TracerProvider; tp != nil {
+		for _, p := range []*trace.TracerProvider{&cfg.API.API.TracerProvider, &cfg.Worker.Engine.TracerProvider, &cfg.Providers.TracerProvider} {
+			if *p == nil {
+				*p = tp
+			}
+		}
+	}
 	provCfg := cfg.Providers
 	if provCfg.InventoryURL == "" || provCfg.PaymentURL == "" || provCfg.ShippingURL == "" {
 		listen := cfg.SimListen
@@ -86,7 +98,7 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 			return nil, err
 		}
 		sc := d.sim.HTTPConfig()
-		sc.Timeout = provCfg.Timeout
+		sc.Timeout, sc.TracerProvider = provCfg.Timeout, provCfg.TracerProvider
 		provCfg = sc
 	}
 	prov, err := providers.NewHTTP(provCfg)

@@ -33,6 +33,7 @@ const (
 	fieldBranches    = "bs"
 	fieldProgress    = "pg"
 	fieldIncarnation = "inc"
+	fieldTraceParent = "tp"
 
 	prefixSignal   = "s:"
 	prefixAttempt  = "a:"
@@ -119,6 +120,9 @@ type Instance struct {
 	BranchOutcome map[string]string
 	// Progress is the last progress a long step reported, as JSON, or "".
 	Progress string
+	// TraceParent is the W3C traceparent of the request that created the
+	// instance, or "" when it was not traced.
+	TraceParent string
 	// DeadLetter names the step parked for an operator after it exhausted
 	// its attempts, or is empty. A parked step is not retried until an
 	// operator retries or resolves it.
@@ -173,6 +177,7 @@ func decodeInstance(id string, h map[string]string, created string) *Instance {
 		Deadline:    fromMillis(h[fieldDeadline]),
 		Paused:      h[fieldPaused] == "1",
 		Progress:    h[fieldProgress],
+		TraceParent: h[fieldTraceParent],
 		Signals:     map[string]bool{},
 		Attempts:    map[string]int{},
 		Declined:    map[string]bool{},

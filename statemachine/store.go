@@ -145,6 +145,10 @@ type NewInstance struct {
 	KeyHash string
 	// Priority orders the instance's steps under a backlog; "" is normal.
 	Priority Priority
+	// TraceParent is the W3C traceparent of the request that created the
+	// instance, or "" (field "tp"): every advance of the instance is a span
+	// of that trace.
+	TraceParent string
 	// Input is the instance's input as JSON; it is kept in the "created"
 	// history event.
 	Input []byte
@@ -199,6 +203,9 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	}
 	if n.Priority != "" && n.Priority != PriorityNormal {
 		args = append(args, fieldPriority, string(n.Priority))
+	}
+	if n.TraceParent != "" {
+		args = append(args, fieldTraceParent, n.TraceParent)
 	}
 	var cmd *redis.Cmd
 	var durable *durableWait

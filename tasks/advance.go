@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/tracing"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/statemachine"
 )
@@ -28,6 +29,10 @@ type AdvancePayload struct {
 	// Hint, on the first task of a new instance, carries what the API
 	// knows, so the worker can take the lease with its first write.
 	Hint *HintPayload `json:"hint,omitempty"`
+	// TraceParent is the W3C traceparent of the span that queued the task
+	// (the API request, or the advance that handed off), when tracing is
+	// on: the advance it asks for is a child of that span.
+	TraceParent string `json:"tp,omitempty"`
 }
 
 // HintPayload is engine.Hint on the wire.
@@ -50,7 +55,13 @@ var ErrBadPayload = errors.New("bad workflow:advance payload")
 
 // NewAdvanceTask returns the task that advances t.InstanceID.
 func NewAdvanceTask(t engine.Task) (*asynq.Task, error) {
-	p := AdvancePayload{OrderID: t.InstanceID}
+	return newAdvanceTask(t, "")
+}
+
+// newAdvanceTask returns the task that advances t.InstanceID, carrying the
+// traceparent tp ("" for none).
+func newAdvanceTask(t engine.Task, tp string) (*asynq.Task, error) {
+	p := AdvancePayload{OrderID: t.InstanceID, TraceParent: tp}
 	if h := t.Hint; h != nil {
 		p.Hint = &HintPayload{Workflow: h.Workflow, Version: h.Version, State: h.State, Rev: h.Rev, Input: h.Input, Fingerprint: h.Fingerprint}
 		if h.Priority != "" && h.Priority != statemachine.PriorityNormal {
@@ -95,12 +106,14 @@ type Handler struct {
 // HandleAdvanceTask advances the instance named by the payload. A payload
 // that cannot be decoded is archived at once (asynq.SkipRetry); an error
 // from the engine (Redis unreachable, a missing workflow version) is retried
-// by asynq.
+// by asynq. The payload's traceparent, if any, is the parent of the
+// advance's spans.
 func (h *Handler) HandleAdvanceTask(ctx context.Context, t *asynq.Task) error {
 	p, err := DecodeAdvancePayload(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	ctx = tracing.ContextWithTraceParent(ctx, p.TraceParent)
 	opt := engine.AdvanceOptions{}
 	opt.Queue, _ = asynq.GetQueueName(ctx)
 	opt.TaskID, _ = asynq.GetTaskID(ctx)

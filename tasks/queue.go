@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/tracing"
 )
 
 // QueueConfig configures a Queue.
@@ -46,9 +47,10 @@ func NewQueue(rdb redis.UniversalClient, cfg QueueConfig) *Queue {
 // waiting to run (pending, scheduled or retrying) counts as success: it will
 // do the same work. A task with the same ID that is running, or done and
 // kept (completed, archived), will not run again, so the task is queued
-// under a fresh ID instead.
+// under a fresh ID instead. The task carries the trace context of ctx, if
+// any (see AdvancePayload.TraceParent).
 func (q *Queue) Enqueue(ctx context.Context, t engine.Task) error {
-	task, err := NewAdvanceTask(t)
+	task, err := newAdvanceTask(t, tracing.TraceParent(ctx))
 	if err != nil {
 		return err
 	}

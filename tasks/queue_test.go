@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/internal/redistest"
+	"github.com/orderflow/orderflow/internal/tracing"
 	"github.com/orderflow/orderflow/tasks"
 )
 
@@ -48,6 +49,25 @@ func (b *queueBundle) info(queue, id string) *asynq.TaskInfo {
 	info, err := b.inspector.GetTaskInfo(queue, id)
 	require.NoError(b.t, err)
 	return info
+}
+
+// A task carries the trace context of the code that queued it, so that
+// the advance it asks for continues the trace.
+func TestQueueEnqueueCarriesTheTraceContext(t *testing.T) {
+	t.Parallel()
+	b := setupQueue(t, redistest.New(t, redistest.BackendMiniredis), tasks.QueueConfig{})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	require.NoError(t, b.q.Enqueue(tracing.ContextWithTraceParent(context.Background(), tp), engine.Task{InstanceID: "traced", Queue: "workflow", TaskID: "t1"}))
+	b.enqueue(engine.Task{InstanceID: "untraced", Queue: "workflow", TaskID: "t2"})
+	pending, err := b.inspector.ListPendingTasks("workflow")
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, info := range pending {
+		p, err := tasks.DecodeAdvancePayload(info.Payload)
+		require.NoError(t, err)
+		got[p.OrderID] = p.TraceParent
+	}
+	require.Equal(t, map[string]string{"traced": tp, "untraced": ""}, got)
 }
 
 func TestQueueEnqueue(t *testing.T) {
