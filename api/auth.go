@@ -10,8 +10,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// publicRoutes answer without a token.
-var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true}
+// publicRoutes answer without a token: health, and the dashboard's static
+// pages, which hold no data (they ask the user for a token to call the
+// API with).
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, UIPath: true, UIPath + "/*": true}
 
 // authToken is a configured token as the server keeps it: the SHA-256 of
 // its secret, never the secret.

@@ -100,8 +100,11 @@ type Deps struct {
 	// Gatherer serves /metrics; nil serves the default registry.
 	Gatherer prometheus.Gatherer
 	// Mounts are extra handlers under path prefixes, such as asynqmon at
-	// "/monitor" and the dashboard at "/ui".
+	// "/monitor"; they need the admin scope.
 	Mounts map[string]http.Handler
+	// UI serves the dashboard's static pages at UIPath, without a token
+	// (see dashboard.go); nil serves none.
+	UI http.Handler
 }
 
 // Server is the API's HTTP handler.
@@ -115,6 +118,7 @@ type Server struct {
 	auth    *authenticator
 	limiter *rateLimiter
 	backlog *backlog
+	dash    *dashboard
 }
 
 // New builds the API; cfg should pass Validate. It starts following the
@@ -145,6 +149,7 @@ func New(cfg Config, deps Deps) *Server {
 	e.POST("/v1/orders/:order_id/retry", s.retryOrder, admin)
 	e.POST("/v1/orders/:order_id/resolve", s.resolveOrder, admin)
 	e.GET("/v1/audit", s.getAudit, admin)
+	s.dash = s.routeDashboard(e, read, deps.UI)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 
@@ -164,9 +169,10 @@ func New(cfg Config, deps Deps) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// Close releases what the server holds: the subscription behind ?wait and
-// the backlog refresher.
+// Close releases what the server holds: the subscription behind ?wait,
+// the backlog refresher and the event streams.
 func (s *Server) Close() {
+	s.dash.close()
 	s.backlog.stop()
 	s.waiters.close()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/web"
 )
 
 // DevConfig configures `orderflow dev`: the whole system in one process.
@@ -115,6 +116,7 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 func (d *Dev) URLs() []string {
 	out := []string{
 		"api:       " + d.api.URL() + "/v1/orders",
+		"dashboard: " + d.api.URL() + web.UIPath + "/",
 		"asynqmon:  " + d.api.URL() + "/monitor/",
 		"metrics:   " + d.api.URL() + "/metrics",
 	}
