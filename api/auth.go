@@ -10,9 +10,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// publicRoutes answer without a token: health, and the API's description,
-// which holds no data.
-var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.yaml": true, "/openapi.json": true}
+// publicRoutes answer without a token: health, the API's description and
+// the dashboard's static pages, which hold no data (the pages ask the user
+// for a token to call the API with).
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.yaml": true, "/openapi.json": true, UIPath: true, UIPath + "/*": true}
 
 // authToken is a configured token as the server keeps it: the SHA-256 of
 // its secret, never the secret.

@@ -105,7 +105,8 @@ type listResponse struct {
 	NextCursor string            `json:"next_cursor"`
 }
 
-// listOrders is GET /v1/orders?status=&state=&limit=&cursor=, newest first.
+// listOrders is GET /v1/orders?status=&state=&version=&priority=&customer_id=
+// &dead_letter=&limit=&cursor=, newest first.
 func (s *Server) listOrders(c echo.Context) error {
 	q := statemachine.ListQuery{Limit: defaultListLimit, Cursor: c.QueryParam("cursor")}
 	var errs []orders.FieldError
@@ -120,6 +121,26 @@ func (s *Server) listOrders(c echo.Context) error {
 			errs = append(errs, orders.FieldError{Field: "state", Message: "must be a state name, such as charging"})
 		}
 		q.State = v
+	}
+	if v := c.QueryParam("version"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, orders.FieldError{Field: "version", Message: "must be a workflow version, such as 2"})
+		}
+		q.Version = n
+	}
+	if v := c.QueryParam("priority"); v != "" {
+		p, err := statemachine.ParsePriority(v)
+		if err != nil {
+			errs = append(errs, orders.FieldError{Field: "priority", Message: "must be high, normal or low"})
+		}
+		q.Priority = p
+	}
+	if v := c.QueryParam("customer_id"); v != "" {
+		if len(v) > 128 {
+			errs = append(errs, orders.FieldError{Field: "customer_id", Message: "must be 1 to 128 characters"})
+		}
+		q.InputField, q.InputValue = "customer_id", v
 	}
 	if v := c.QueryParam("dead_letter"); v != "" {
 		dl, err := strconv.ParseBool(v)

@@ -107,8 +107,11 @@ type Deps struct {
 	// Gatherer serves /metrics; nil serves the default registry.
 	Gatherer prometheus.Gatherer
 	// Mounts are extra handlers under path prefixes, such as asynqmon at
-	// "/monitor" and the dashboard at "/ui".
+	// "/monitor"; they need the admin scope.
 	Mounts map[string]http.Handler
+	// UI serves the dashboard's static pages at UIPath, without a token
+	// (see dashboard.go); nil serves none.
+	UI http.Handler
 }
 
 // Server is the API's HTTP handler.
@@ -124,6 +127,7 @@ type Server struct {
 	backlog *backlog
 	// providers reads and changes the providers' flow-control state.
 	providers *flowcontrol.Admin
+	dash      *dashboard
 }
 
 // New builds the API; cfg should pass Validate. It starts following the
@@ -159,6 +163,7 @@ func New(cfg Config, deps Deps) *Server {
 	e.GET("/v1/providers", s.listProviders, read)
 	e.POST("/v1/providers/:name/pause", s.pauseProvider, admin)
 	e.POST("/v1/providers/:name/resume", s.resumeProvider, admin)
+	s.dash = s.routeDashboard(e, read, deps.UI)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", serveOpenAPIYAML)
@@ -181,9 +186,10 @@ func New(cfg Config, deps Deps) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// Close releases what the server holds: the subscription behind ?wait and
-// the backlog refresher.
+// Close releases what the server holds: the subscription behind ?wait,
+// the backlog refresher and the event streams.
 func (s *Server) Close() {
+	s.dash.close()
 	s.backlog.stop()
 	s.waiters.close()
 }

@@ -82,7 +82,8 @@ func isLoopback(addr string) bool {
 
 const defaultListen = "127.0.0.1:8080"
 
-// APIProcess is a running API: orders, health, metrics and asynqmon.
+// APIProcess is a running API: orders, health, metrics, the dashboard and
+// asynqmon.
 type APIProcess struct {
 	api     *api.Server
 	http    *HTTPService
@@ -132,6 +133,7 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 	h := api.New(cfg.API, api.Deps{
 		Engine: eng, Gatherer: gatherer,
 		Mounts: map[string]http.Handler{web.MonitorPath: monitor},
+		UI:     web.NewUI(),
 	})
 	svc, err := ListenHTTP(cfg.Listen, h, cfg.Logger)
 	if err != nil {
@@ -139,6 +141,7 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 		store.Close()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	svc.OnShutdown(h.CloseStreams) // event streams never end by themselves
 	return &APIProcess{api: h, http: svc, monitor: monitor, store: store}, nil
 }
 

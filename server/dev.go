@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/web"
 )
 
 // DevConfig configures `orderflow dev`: the whole system in one process.
@@ -127,6 +128,7 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 func (d *Dev) URLs() []string {
 	out := []string{
 		"api:       " + d.api.URL() + "/v1/orders",
+		"dashboard: " + d.api.URL() + web.UIPath + "/",
 		"asynqmon:  " + d.api.URL() + "/monitor/",
 		"metrics:   " + d.api.URL() + "/metrics",
 	}

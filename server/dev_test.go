@@ -45,12 +45,14 @@ func TestStartDevEmbedded(t *testing.T) {
 	t.Parallel()
 	d, stop := startDev(t, server.DevConfig{})
 
-	require.Equal(t, []string{"api", "asynqmon", "metrics", "providers", "redis"}, urlLabels(d))
-	for _, line := range d.URLs()[:4] {
+	require.Equal(t, []string{"api", "dashboard", "asynqmon", "metrics", "providers", "redis"}, urlLabels(d))
+	for _, line := range d.URLs()[:5] {
 		require.Contains(t, line, "http://127.0.0.1:")
 	}
-	require.Contains(t, d.URLs()[4], "redis://127.0.0.1:")
+	require.Contains(t, d.URLs()[1], d.APIURL()+"/ui/")
+	require.Contains(t, d.URLs()[5], "redis://127.0.0.1:")
 	get(t, d.APIURL()+"/healthz")
+	get(t, d.APIURL()+"/ui/")
 	get(t, d.APIURL()+"/metrics")
 	get(t, d.APIURL()+"/monitor/")
 	get(t, d.SimURL()+"/healthz")
@@ -92,7 +94,7 @@ func TestStartDevExternalRedis(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
 		d, _ := startDev(t, server.DevConfig{RedisURL: r.URL})
-		require.Equal(t, []string{"api", "asynqmon", "metrics", "providers"}, urlLabels(d), "no embedded redis")
+		require.Equal(t, []string{"api", "dashboard", "asynqmon", "metrics", "providers"}, urlLabels(d), "no embedded redis")
 		get(t, d.APIURL()+"/readyz")
 	})
 }
@@ -104,7 +106,7 @@ func TestStartDevExternalProviders(t *testing.T) {
 		InventoryURL: "http://127.0.0.1:1/inventory", PaymentURL: "http://127.0.0.1:1/payment", ShippingURL: "http://127.0.0.1:1/shipping",
 	}})
 	require.Empty(t, d.SimURL(), "no simulators")
-	require.Equal(t, []string{"api", "asynqmon", "metrics"}, urlLabels(d))
+	require.Equal(t, []string{"api", "dashboard", "asynqmon", "metrics"}, urlLabels(d))
 }
 
 func TestStartDevErrors(t *testing.T) {

@@ -53,6 +53,10 @@ func (s *HTTPService) Addr() string { return s.ln.Addr().String() }
 // URL returns http://<addr>.
 func (s *HTTPService) URL() string { return "http://" + s.Addr() }
 
+// OnShutdown registers f to run when Shutdown begins, to end requests that
+// would not end by themselves (event streams).
+func (s *HTTPService) OnShutdown(f func()) { s.srv.RegisterOnShutdown(f) }
+
 // Shutdown stops accepting connections and waits for running requests until
 // ctx ends.
 func (s *HTTPService) Shutdown(ctx context.Context) error {

@@ -3,6 +3,7 @@ package statemachine
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,6 +17,17 @@ type ListQuery struct {
 	// Status and State filter when set.
 	Status Status
 	State  string
+	// Version and Priority filter when set: the workflow version the
+	// instance is pinned to, and its priority (normal matches a record
+	// without one).
+	Version  int
+	Priority Priority
+	// InputField and InputValue, when InputField is set, keep the
+	// instances whose input (a JSON object) has that top-level string
+	// field with that value, such as an order's customer_id. It reads each
+	// examined entry's first history event, so it costs more than the
+	// other filters; the scan budget bounds it all the same.
+	InputField, InputValue string
 	// Limit is the page size, 1..500.
 	Limit int
 	// Cursor continues a previous page; empty starts from the newest.
@@ -80,7 +92,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 		}
 		offset = 0
 		cands := page
-		if q.Status != "" || q.State != "" {
+		if q.filtered() {
 			if cands, err = s.matching(ctx, page, q); err != nil {
 				return nil, "", err
 			}
@@ -111,14 +123,25 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 	return out, encodeCursor(maxScore, afterID), nil
 }
 
-// matching returns the entries of page whose instance has q's status and
-// state, reading only those two fields of each record in one round trip.
-// Entries whose record is gone (expired) are dropped from the index.
+// filtered reports whether q selects by anything but its index.
+func (q ListQuery) filtered() bool {
+	return q.Status != "" || q.State != "" || q.Version != 0 || q.Priority != "" || q.InputField != ""
+}
+
+// matching returns the entries of page whose instance matches q's filters,
+// reading only the fields they need of each record (and, to filter by
+// input, its first history event) in one round trip. Entries whose record
+// is gone (expired) are dropped from the index.
 func (s *Store) matching(ctx context.Context, page []redis.Z, q ListQuery) ([]redis.Z, error) {
 	cmds := make([]*redis.SliceCmd, len(page))
+	firsts := make([]*redis.StringCmd, len(page))
 	sent, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, z := range page {
-			cmds[i] = p.HMGet(ctx, RecordKey(z.Member.(string)), fieldStatus, fieldState)
+			id := z.Member.(string)
+			cmds[i] = p.HMGet(ctx, RecordKey(id), fieldStatus, fieldState, fieldVersion, fieldPriority)
+			if q.InputField != "" {
+				firsts[i] = p.LIndex(ctx, HistoryKey(id), 0)
+			}
 		}
 		return nil
 	})
@@ -129,17 +152,40 @@ func (s *Store) matching(ctx context.Context, page []redis.Z, q ListQuery) ([]re
 	var gone []any
 	for i, z := range page {
 		v := cmds[i].Val()
-		status, _ := v[0].(string)
-		state, _ := v[1].(string)
-		switch {
-		case status == "":
+		str := func(j int) string { s, _ := v[j].(string); return s }
+		status := str(0)
+		if status == "" {
 			gone = append(gone, z.Member)
-		case (q.Status == "" || Status(status) == q.Status) && (q.State == "" || state == q.State):
-			out = append(out, z)
+			continue
 		}
+		prio, _ := ParsePriority(str(3))
+		switch {
+		case q.Status != "" && Status(status) != q.Status,
+			q.State != "" && str(1) != q.State,
+			q.Version != 0 && atoi(str(2)) != q.Version,
+			q.Priority != "" && prio != q.Priority,
+			q.InputField != "" && !inputHas(firsts[i].Val(), q.InputField, q.InputValue):
+			continue
+		}
+		out = append(out, z)
 	}
 	s.dropFromIndex(ctx, gone)
 	return out, nil
+}
+
+// inputHas reports whether the input kept in a stored "created" event has
+// the top-level string field with value.
+func inputHas(created, field, value string) bool {
+	ev, err := decodeEvent(created)
+	if err != nil {
+		return false
+	}
+	var in map[string]json.RawMessage
+	if json.Unmarshal(ev.Detail, &in) != nil {
+		return false
+	}
+	var got string
+	return json.Unmarshal(in[field], &got) == nil && got == value
 }
 
 // scoreString is an index entry's score (creation time, µs) as the cursor

@@ -1,5 +1,7 @@
-// Package web serves orderflow's operator pages: asynqmon, mounted inside
-// the API process so that queues can be watched from the first day.
+// Package web serves orderflow's operator pages inside the API process:
+// the orders dashboard (ui.go, at /ui/: orders, their history and
+// workflow diagram, live, and the providers' flow control), and asynqmon
+// (at /monitor/) for the queues and tasks underneath.
 package web
 
 import (
