@@ -248,6 +248,10 @@ func (r *run) loop(ctx context.Context) error {
 			continue
 		}
 		out := r.runStep(ctx, st)
+		if out.abandoned {
+			r.settleAdmission(ctx, ErrNotAttempted)
+			return r.handoff(ctx, r.queue, "stopping")
+		}
 		r.settleAdmission(ctx, out.err)
 		var d decision
 		applied, err := r.commitLoopApplied(ctx, st, func() decision {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow/statemachine"
@@ -17,6 +18,9 @@ type outcome struct {
 	attempt int
 	// at is when the attempt ended.
 	at time.Time
+	// abandoned is set when a long step's activity was cancelled because
+	// the worker is stopping: the attempt is handed off, not judged.
+	abandoned bool
 }
 
 // retryPlan is a retry the decision scheduled.
@@ -48,9 +52,16 @@ func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	actx, span := r.startStep(ctx, st.Step, "", r.inst.Attempts[st.Step])
 	actx, cancel := context.WithCancel(actx)
 	stopRenew := func() {}
+	var stopping atomic.Bool
 	if st.Heartbeat > 0 {
-		// A long step: only its heartbeats renew the lease.
+		// A long step: only its heartbeats renew the lease, and a
+		// stopping worker abandons it to another (see Engine.Stop).
 		actx, stopRenew = r.heartbeats(actx, st.Step, r.leaseFor(st), cancel)
+		stopWatch := context.AfterFunc(r.e.stopped, func() {
+			stopping.Store(true)
+			cancel()
+		})
+		defer stopWatch()
 	} else {
 		stopRenew = r.keepLease(actx, cancel)
 	}
@@ -58,6 +69,10 @@ func (r *run) runStep(ctx context.Context, st *statemachine.State) outcome {
 	stopRenew()
 	cancel()
 	endSpan(span, err)
+	if err != nil && stopping.Load() {
+		r.log.Info("long step abandoned: the worker is stopping; another worker takes it over from its checkpoint", "step", st.Step)
+		return outcome{err: err, attempt: r.inst.Attempts[st.Step], abandoned: true}
+	}
 	verdict := "success"
 	if err != nil {
 		verdict = "error"

@@ -23,6 +23,7 @@ package engine
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -145,6 +146,8 @@ type Engine struct {
 
 	tokens       atomic.Uint64
 	stopping     atomic.Bool
+	stopped      context.Context // done once Stop is called
+	stop         context.CancelFunc
 	inFlight     atomic.Int64  // task-driven advances running
 	wakeInFlight atomic.Int64  // wake-path advances running
 	capacity     chan struct{} // signalled when an advance ends
@@ -176,10 +179,12 @@ func New(cfg Config, store *statemachine.Store, registry *statemachine.Registry,
 		}
 	}
 	metrics.initialize(registry)
+	stopped, stop := context.WithCancel(context.Background())
 	return &Engine{
 		cfg: cfg, store: store, registry: registry, activities: activities, queue: queue,
 		metrics: metrics, tracer: newTracer(cfg.TracerProvider, registry),
 		log: cfg.Logger.With("worker", cfg.WorkerID), capacity: make(chan struct{}, 1),
+		stopped: stopped, stop: stop,
 	}, nil
 }
 
@@ -194,8 +199,14 @@ func (e *Engine) Config() Config { return e.cfg }
 
 // Stop makes running advances hand off at their next step boundary instead
 // of starting another step, so that a worker can shut down without holding
-// leases. It does not wait.
-func (e *Engine) Stop() { e.stopping.Store(true) }
+// leases. A long step (a state with a Heartbeat) does not run to its end:
+// its activity is cancelled and the step handed off at once, to be taken
+// over from its checkpoint, so that shutting down never waits for a
+// shipment to be delivered. It does not wait.
+func (e *Engine) Stop() {
+	e.stopping.Store(true)
+	e.stop()
+}
 
 // InFlight returns how many task-driven advances are running now.
 func (e *Engine) InFlight() int64 { return e.inFlight.Load() }

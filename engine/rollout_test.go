@@ -449,3 +449,65 @@ func TestPauseBetweenReadAndWriteStopsTheRun(t *testing.T) {
 		require.Equal(t, "pending", in.State, "nothing moved after the pause")
 	})
 }
+
+// TestStoppingWorkerHandsOffALongStep stops a worker while a long step
+// runs: the step is abandoned at once (not judged a failure, no retry
+// backoff) and handed to a new task, and the worker that takes it resumes
+// from the checkpoint. A stopping worker never waits for a long step.
+func TestStoppingWorkerHandsOffALongStep(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		b := setupRollout(t, r, []string{"eu"}, time.Hour, engine.Config{Lease: 300 * time.Millisecond, ReaperInterval: time.Hour})
+		b.startRollout(t, "r1")
+		acts := b.fleet.activities()
+		monitor := acts["monitor"]
+		var stoppedEarly atomic.Bool
+		acts["monitor"] = func(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+			if in.Results["checked_to"] != "" {
+				return monitor(ctx, in)
+			}
+			// The first worker checkpoints, then keeps heartbeating
+			// until it is stopped: the step would otherwise run on.
+			for ctx.Err() == nil {
+				if err := engine.Heartbeat(ctx, engine.Progress{Percent: 50, Checkpoint: map[string]string{"checked_to": "half"}}); err != nil {
+					return nil, err
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			stoppedEarly.Store(true)
+			return nil, ctx.Err()
+		}
+		first, err := engine.New(b.eng.Config(), b.store, b.reg, acts, b.queue, nil)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() {
+			// The run drives the rollout from its start to the long step.
+			done <- first.Advance(ctx, "r1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
+		}()
+		require.Eventually(t, func() bool { return b.load(t, "r1").Results["checked_to"] == "half" }, 5*time.Second, 10*time.Millisecond)
+		first.Stop()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stopping worker waited for the long step to end")
+		}
+		require.True(t, stoppedEarly.Load(), "the long step's activity was cancelled")
+		in := b.load(t, "r1")
+		require.Equal(t, "monitoring", in.State)
+		require.Empty(t, in.LeaseToken, "the lease was handed off")
+		require.Empty(t, in.LastError, "an abandoned attempt is not a failure")
+		tasks := b.queue.take()
+		require.Len(t, tasks, 1)
+		require.Zero(t, tasks[0].Delay, "handed off for at once, not retried after a backoff")
+		require.Contains(t, tasks[0].TaskID, ":h:")
+		monitorsBefore := b.fleet.monitors.Load()
+		require.NoError(t, b.eng.Advance(ctx, tasks[0].InstanceID, engine.AdvanceOptions{Queue: tasks[0].Queue, TaskID: tasks[0].TaskID}))
+		require.Equal(t, "done", b.load(t, "r1").State)
+		require.Equal(t, monitorsBefore+1, b.fleet.monitors.Load(), "the next worker resumed from the checkpoint")
+	})
+}
