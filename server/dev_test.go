@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -22,7 +23,7 @@ import (
 func startDev(t *testing.T, cfg server.DevConfig) (d *server.Dev, stop func()) {
 	t.Helper()
 	cfg.API.Listen, cfg.Logger = "127.0.0.1:0", discard
-	cfg.Worker.ShutdownTimeout = time.Second
+	cfg.Worker.ShutdownTimeout = cmp.Or(cfg.Worker.ShutdownTimeout, time.Second)
 	d, err := server.StartDev(cfg)
 	require.NoError(t, err)
 	var once sync.Once
