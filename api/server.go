@@ -128,7 +128,7 @@ func New(cfg Config, deps Deps) *Server {
 		limiter: newRateLimiter(rdb, cfg.RateLimit, cfg.RateBurst),
 		backlog: startBacklog(rdb, statemachine.DefaultQueue, cfg.MaxBacklog, cfg.BacklogInterval, cfg.Logger),
 	}
-	s.waiters = newFinishWaiters(rdb, s.log)
+	s.waiters = newFinishWaiters(s.store, s.log)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)

@@ -50,6 +50,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // The rules a violation can break.
@@ -74,6 +75,9 @@ type Config struct {
 	// Ledger is where the providers' effects are read. Default: the
 	// simulators' ledgers in the audited Redis.
 	Ledger Ledger
+	// Shards is how many shards the order index is split into
+	// (statemachine.ResolveShards). Default statemachine.DefaultShards.
+	Shards int
 }
 
 // withDefaults returns the config with its zero fields set.
@@ -85,6 +89,9 @@ func (c Config) withDefaults(rdb redis.UniversalClient) Config {
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	if c.Ledger == nil {
 		c.Ledger = providers.NewLedger(rdb)
+	}
+	if c.Shards == 0 {
+		c.Shards = statemachine.DefaultShards(rdb)
 	}
 	return c
 }

@@ -72,9 +72,14 @@ func (k *killer) kill(ctx context.Context, i int) {
 // heldBy returns the unfinished orders whose live lease a worker held.
 func (k *killer) heldBy(ctx context.Context, workerID string, at time.Time) []string {
 	rdb := k.s.conn.Client
-	ids, err := rdb.ZRange(ctx, statemachine.IndexKey, 0, -1).Result()
-	if err != nil {
-		return nil
+	shards := statemachine.NewShards(statemachine.DefaultShards(rdb))
+	var ids []string
+	for s := range shards.N() {
+		part, err := rdb.ZRange(ctx, shards.IndexKey(s), 0, -1).Result()
+		if err != nil {
+			return nil
+		}
+		ids = append(ids, part...)
 	}
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

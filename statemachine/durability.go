@@ -154,34 +154,65 @@ func (s *Store) probe(ctx context.Context) {
 // an operator should know about them under the store's durability setting:
 // with DurabilityFsync, a server not running appendonly with appendfsync
 // always; with DurabilityReplicas, a server with fewer connected replicas
-// than required. It fails only when Redis cannot be reached.
+// than required. On a cluster it reads every master. It fails only when
+// Redis cannot be reached.
 func (s *Store) CheckDurability(ctx context.Context) ([]string, error) {
 	d := s.cfg.Durability
+	var mu sync.Mutex
 	var warnings []string
-	switch d.Mode {
-	case DurabilityFsync:
-		v, err := s.rdb.ConfigGet(ctx, "append*").Result()
-		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return nil, err
+	warn := func(w string) {
+		mu.Lock()
+		warnings = append(warnings, w)
+		mu.Unlock()
+	}
+	err := s.eachMaster(ctx, func(ctx context.Context, rdb redis.UniversalClient, node string) error {
+		who := "Redis"
+		if node != "" {
+			who += " " + node
+		}
+		switch d.Mode {
+		case DurabilityFsync:
+			v, err := rdb.ConfigGet(ctx, "append*").Result()
+			if err != nil {
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				warn("durability fsync: cannot read the server's persistence settings (" + who + ", CONFIG GET: " + err.Error() + "); make sure Redis runs appendonly yes with appendfsync always")
+				return nil
 			}
-			return []string{"durability fsync: cannot read the server's persistence settings (CONFIG GET: " + err.Error() + "); make sure Redis runs appendonly yes with appendfsync always"}, nil
+			if v["appendonly"] != "yes" || v["appendfsync"] != "always" {
+				warn(fmt.Sprintf("durability fsync: %s runs appendonly=%s appendfsync=%s, so an acknowledged write can be lost in a crash; run appendonly yes with appendfsync always, or use --durability replicas=N",
+					who, cmpStr(v["appendonly"], "?"), cmpStr(v["appendfsync"], "?")))
+			}
+		case DurabilityReplicas:
+			info, err := rdb.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if n := connectedReplicas(info); n < d.Replicas {
+				warn(fmt.Sprintf("durability replicas=%d: %s has %d connected replicas; writes that precede an effect will fail until enough replicas are connected", d.Replicas, who, n))
+			}
 		}
-		if v["appendonly"] != "yes" || v["appendfsync"] != "always" {
-			warnings = append(warnings, fmt.Sprintf("durability fsync: Redis runs appendonly=%s appendfsync=%s, so an acknowledged write can be lost in a crash; run appendonly yes with appendfsync always, or use --durability replicas=N",
-				cmpStr(v["appendonly"], "?"), cmpStr(v["appendfsync"], "?")))
-		}
-	case DurabilityReplicas:
+		return nil
+	})
+	if d.Mode == DurabilityReplicas {
 		s.probeOnce.Do(func() { s.probe(ctx) })
-		info, err := s.rdb.Info(ctx, "replication").Result()
-		if err != nil {
-			return nil, err
-		}
-		if n := connectedReplicas(info); n < d.Replicas {
-			warnings = append(warnings, fmt.Sprintf("durability replicas=%d: Redis has %d connected replicas; writes that precede an effect will fail until enough replicas are connected", d.Replicas, n))
-		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return warnings, nil
+}
+
+// eachMaster calls fn with every master of a cluster, or with the store's
+// client otherwise; node names it in messages ("" for a single node).
+func (s *Store) eachMaster(ctx context.Context, fn func(ctx context.Context, rdb redis.UniversalClient, node string) error) error {
+	if s.cluster == nil {
+		return fn(ctx, s.rdb, "")
+	}
+	return s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return fn(ctx, c, "node "+c.Options().Addr)
+	})
 }
 
 func cmpStr(s, def string) string {
