@@ -5,10 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -108,7 +108,7 @@ type mergeReader struct {
 	batch int64
 	// offsets skip, per shard, entries at the cursor's own score that were
 	// already seen, when a whole batch shares that score.
-	offsets []int64
+	offsets  []int64
 	offsetAt string
 }
 
