@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -87,7 +88,7 @@ func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient, i, n i
 			}
 			continue
 		}
-		res, err := rdb.BLPop(ctx, timeout, e.wakeKeys(shard)...).Result()
+		res, err := blpop(ctx, rdb, timeout, e.wakeKeys(shard))
 		switch {
 		case errors.Is(err, redis.Nil):
 			if n < shards {
@@ -138,4 +139,20 @@ func (e *Engine) wakeKeys(shard int) []string {
 		out[i] = k.key
 	}
 	return out
+}
+
+// blpop is BLPOP with a timeout that may be under a second (go-redis's
+// BLPop rounds those up to one second; Redis takes fractions of a second
+// since 6.0).
+func blpop(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration, keys []string) ([]string, error) {
+	if timeout >= time.Second {
+		return rdb.BLPop(ctx, timeout, keys...).Result()
+	}
+	args := make([]any, 0, len(keys)+2)
+	args = append(args, "blpop")
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	args = append(args, strconv.FormatFloat(timeout.Seconds(), 'f', 3, 64))
+	return rdb.Do(ctx, args...).StringSlice()
 }
