@@ -33,7 +33,7 @@ func (h *harness) startWorkers(n int, o WorkerOptions) ([]*subproc.Proc, error) 
 func (h *harness) startWorker(o WorkerOptions) (*subproc.Proc, error) {
 	args := append([]string{"bench-worker", "--mode", o.Mode}, h.redisArgs()...)
 	args = append(args, "--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
-		"--wake=" + strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String(),
+		"--wake="+strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String(),
 		"--lease", o.Lease.String(), "--reaper-interval", o.ReaperInterval.String(), "--wake-workers", strconv.Itoa(o.WakeWorkers))
 	if o.WorkerID != "" {
 		args = append(args, "--worker-id", o.WorkerID)

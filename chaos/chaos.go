@@ -325,8 +325,8 @@ func (s *system) startAPIVersion(version int) (*subproc.Proc, string, error) {
 func (s *system) startWorker() (*worker, error) {
 	args := append([]string{"worker"}, s.redis.args()...)
 	args = append(args,
-		"--payment-url", s.simURL + "/payment", "--inventory-url", s.simURL + "/inventory", "--shipping-url", s.simURL + "/shipping",
-		"--risk-url", s.simURL + "/risk", "--warehouses", strings.Join(chaosWarehouses, ","), "--review-timeout", reviewTimeout.String(),
+		"--payment-url", s.simURL+"/payment", "--inventory-url", s.simURL+"/inventory", "--shipping-url", s.simURL+"/shipping",
+		"--risk-url", s.simURL+"/risk", "--warehouses", strings.Join(chaosWarehouses, ","), "--review-timeout", reviewTimeout.String(),
 		"--lease", s.cfg.Lease.String(), "--reaper-interval", "200ms", "--task-check-interval", "50ms",
 		"--provider-timeout", "1s", "--log-format", "json", "--log-level", "info")
 	p, err := subproc.Start(s.cfg.Exe, args, "")
