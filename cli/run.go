@@ -138,7 +138,7 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 
 func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("worker", "A worker: runs workflow steps from the queues against the providers.", env.Stderr)
-	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics on; empty serves none")
+	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics, /healthz and /readyz on; empty serves none")
 	var r redisFlags
 	var w workerFlags
 	var p providerFlags
@@ -204,7 +204,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	var metrics *server.HTTPService
 	if *metricsListen != "" {
-		if metrics, err = server.ListenHTTP(*metricsListen, server.MetricsHandler(reg), log); err != nil {
+		if metrics, err = server.ListenHTTP(*metricsListen, server.HealthHandler(reg, worker.Ping), log); err != nil {
 			worker.Shutdown()
 			return err
 		}
