@@ -288,11 +288,10 @@ func (r *redisFlags) open(ctx context.Context, poolSize int) (*server.RedisConn,
 	var ce *server.RedisConfigError
 	switch {
 	case errors.As(err, &ce):
-		name := redisFlagNames[ce.Field]
-		if ce.Field == "URL" && r.url == "" {
-			name = "--redis-url, --redis-cluster and --redis-sentinel"
+		if errors.Is(err, server.ErrRedisTopologies) {
+			return nil, usageError{errors.New("--redis-url, --redis-cluster and --redis-sentinel exclude each other")}
 		}
-		return nil, usageError{fmt.Errorf("%s: %w", name, ce.Err)}
+		return nil, usageError{fmt.Errorf("%s: %w", redisFlagNames[ce.Field], ce.Err)}
 	case err != nil:
 		return nil, usageError{err}
 	}

@@ -62,6 +62,10 @@ type RedisConfig struct {
 	CertFile, KeyFile string
 }
 
+// ErrRedisTopologies is a RedisConfig with more than one of URL, Cluster
+// and Sentinel.
+var ErrRedisTopologies = errors.New("URL, Cluster and Sentinel exclude each other")
+
 // RedisConfigError is a bad RedisConfig; Field names the field.
 type RedisConfigError struct {
 	Field string
@@ -90,7 +94,7 @@ func (c RedisConfig) Open() (*RedisConn, error) {
 	}
 	switch {
 	case set > 1:
-		return nil, &RedisConfigError{Field: "URL", Err: errors.New("URL, Cluster and Sentinel exclude each other")}
+		return nil, &RedisConfigError{Field: "URL", Err: ErrRedisTopologies}
 	case c.Cluster != "":
 		return c.openCluster()
 	case c.Sentinel != "":
