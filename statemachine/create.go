@@ -121,7 +121,7 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	// Announce it to idle workers; the list is capped so that a busy
 	// system, which leaves it alone, does not grow it.
 	announce := func(p redis.Pipeliner) {
-		wake(ctx, p, s.shards.WakeKey(k, QueueName(n.Definition.QueueOf(initialState(n.Definition)), n.Priority)), n.ID)
+		s.wake(ctx, p, k, QueueName(n.Definition.QueueOf(initialState(n.Definition)), n.Priority), n.ID)
 	}
 	var durable *durableWait
 	if s.cluster == nil && s.cfg.CreateHook == nil {
@@ -195,22 +195,25 @@ func (s *Store) createInSteps(ctx context.Context, n NewInstance, now time.Time,
 	return w, s.pipelined(ctx, announce)
 }
 
-// The wake list holds at most about wakeCap IDs; it is trimmed on one push
+// A queue's wake lists hold at most about wakeCap IDs in all (each of N
+// shards wakeCap/N, at least wakeShardCap); a list is trimmed on one push
 // in wakeTrimEvery.
 const (
 	wakeCap       = 1000
+	wakeShardCap  = 64
 	wakeTrimEvery = 100
 )
 
-// wake queues, in p, the announcement of instance id on the wake list key,
-// first in first out (pushed at the tail; the workers pop the head). The
-// list is capped, dropping the oldest, so that a busy system, which leaves
-// it alone, does not grow it: a dropped announcement costs only the wait
-// for the instance's asynq task.
-func wake(ctx context.Context, p redis.Pipeliner, key, id string) {
+// wake queues, in p, the announcement of instance id on queue's wake list
+// in shard k, first in first out (pushed at the tail; the workers pop the
+// head). The lists are capped, dropping the oldest, so that a busy system,
+// which leaves them alone, does not grow them: a dropped announcement costs
+// only the wait for the instance's asynq task.
+func (s *Store) wake(ctx context.Context, p redis.Pipeliner, k int, queue, id string) {
+	key := s.shards.WakeKey(k, queue)
 	p.RPush(ctx, key, id)
 	if rand.IntN(wakeTrimEvery) == 0 {
-		p.LTrim(ctx, key, -wakeCap, -1)
+		p.LTrim(ctx, key, -int64(max(wakeCap/s.shards.N(), wakeShardCap)), -1)
 	}
 }
 

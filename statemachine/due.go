@@ -228,7 +228,7 @@ func (s *Store) ScheduleDue(ctx context.Context, id string, at time.Time, wakeQu
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, s.shards.DueKey(k), redis.Z{Score: float64(at.UnixMilli()), Member: id})
 		if wakeQueue != "" {
-			wake(ctx, p, s.shards.WakeKey(k, wakeQueue), id)
+			s.wake(ctx, p, k, wakeQueue, id)
 		}
 		return nil
 	}); err != nil {

@@ -402,7 +402,7 @@ func (s *Store) HandOff(ctx context.Context, id, token string, dueAt time.Time, 
 	k := s.shards.Of(id)
 	var announce func(p redis.Pipeliner)
 	if wakeQueue != "" {
-		announce = func(p redis.Pipeliner) { wake(ctx, p, s.shards.WakeKey(k, wakeQueue), id) }
+		announce = func(p redis.Pipeliner) { s.wake(ctx, p, k, wakeQueue, id) }
 	}
 	if err := s.thenAnnounce(ctx, func(p redis.Pipeliner) {
 		s.sc.release.EvalSha(ctx, p, []string{RecordKey(id)}, token)
