@@ -150,7 +150,7 @@ func TestSentinelFailoverLosesNoAcknowledgedOrder(t *testing.T) {
 	for _, id := range accepted {
 		in, err := store.Load(ctx, id)
 		require.NoError(t, err)
-		require.Equal(t, statemachine.StatusCompleted, in.Status, "order %s", id)
+		require.Equal(t, statemachine.StatusCompleted, in.Status, "order %s: %s, attempts %v, last error %q", id, in.State, in.Attempts, in.LastError)
 		var o orders.Resource
 		res, err := http.Get(api.URL() + "/v1/orders/" + id)
 		require.NoError(t, err)

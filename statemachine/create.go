@@ -123,6 +123,9 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	announce := func(p redis.Pipeliner) {
 		s.wake(ctx, p, k, QueueName(n.Definition.QueueOf(initialState(n.Definition)), n.Priority), n.ID)
 	}
+	if err := s.readyForDurable(ctx, RecordKey(n.ID)); err != nil {
+		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
+	}
 	var durable *durableWait
 	if s.cluster == nil && s.cfg.CreateHook == nil {
 		err = s.pipelined(ctx, func(p redis.Pipeliner) {
@@ -136,6 +139,7 @@ func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error)
 	}
 	if err == nil {
 		err = durable.err()
+		s.noteDurable(durable, err)
 	}
 	if err != nil {
 		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
@@ -169,6 +173,7 @@ func (s *Store) createInSteps(ctx context.Context, n NewInstance, now time.Time,
 	w, err := s.send(ctx, s.shards.DueKey(k), true, index, nil)
 	if err == nil {
 		err = w.err()
+		s.noteDurable(w, err)
 	}
 	if err != nil {
 		return nil, err

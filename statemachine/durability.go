@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -136,6 +137,71 @@ type durabilityProbe struct {
 	probeOnce  sync.Once
 	hasWaitAOF bool
 	aofLocal   int64
+	gate       durabilityGate
+}
+
+// durabilityGate holds durable writes back while too few replicas are in
+// sync, after a durable write failed its wait (a failover left the master
+// without its replica, a replica is resynchronising). Without it, each try
+// of a step would write the beginning of an attempt, fail its wait, and use
+// the attempt up: an outage of the replicas would fail orders.
+type durabilityGate struct {
+	down    atomic.Bool // the last durable write failed its wait
+	mu      sync.Mutex
+	checked time.Time
+	ready   bool
+}
+
+// gateInterval is how often a held-back durable write reads the replicas
+// again.
+const gateInterval = 100 * time.Millisecond
+
+// readyForDurable returns ErrNotDurable, having written nothing, while the
+// last durable write failed its wait and the master that serves key still
+// has fewer replicas in sync than required (INFO replication, read at most
+// every gateInterval). Otherwise the write may go.
+func (s *Store) readyForDurable(ctx context.Context, key string) error {
+	d := s.cfg.Durability
+	g := &s.gate
+	if d.Mode != DurabilityReplicas || !g.down.Load() {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.checked) >= gateInterval {
+		var rdb redis.UniversalClient = s.rdb
+		if s.cluster != nil {
+			if node, err := s.cluster.MasterForKey(ctx, key); err == nil {
+				rdb = node
+			}
+		}
+		info, err := rdb.Info(ctx, "replication").Result()
+		g.ready = err == nil && replicasInSync(info) >= d.Replicas
+		g.checked = time.Now()
+	}
+	if !g.ready {
+		return fmt.Errorf("%w: fewer than %d replicas in sync since the last durable write", ErrNotDurable, d.Replicas)
+	}
+	return nil
+}
+
+// noteDurable records the outcome of a durable write's wait.
+func (s *Store) noteDurable(w *durableWait, err error) {
+	if w == nil {
+		return
+	}
+	s.gate.down.Store(errors.Is(err, ErrNotDurable))
+}
+
+// replicasInSync counts the replicas that INFO replication lists online.
+func replicasInSync(info string) int {
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, "state=online") {
+			n++
+		}
+	}
+	return n
 }
 
 // probe finds whether the server has WAITAOF (Redis 7.2+) and keeps an AOF

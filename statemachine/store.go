@@ -303,6 +303,11 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 		args = append(args, f)
 	}
 	keys := []string{RecordKey(c.ID), HistoryKey(c.ID), IncarnationKey(c.ID)}
+	if c.Durable {
+		if err := s.readyForDurable(ctx, keys[0]); err != nil {
+			return Applied{}, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
+		}
+	}
 	var cmd *redis.Cmd
 	var rest func(p redis.Pipeliner)
 	if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
@@ -337,7 +342,9 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 	if len(res) > 3 {
 		a.Incarnation = int(max(toInt(res[3]), 1))
 	}
-	if err := durable.err(); err != nil {
+	derr := durable.err()
+	s.noteDurable(durable, derr)
+	if err := derr; err != nil {
 		return a, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
 	}
 	return a, nil
