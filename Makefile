@@ -20,7 +20,7 @@ run: build ## Start the whole system on an embedded miniredis (API on 127.0.0.1:
 	$(BIN) dev
 
 .PHONY: test
-test: ## Run every test with the race detector (needs redis-server on PATH; starts its own).
+test: ## Run every test with the race detector (needs redis-server and redis-cli on PATH; starts its own servers, clusters and Sentinels).
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
 .PHONY: test/short

@@ -20,7 +20,7 @@ import (
 // anything was sent is a 503 problem; one after that aborts the response,
 // so that a client never takes a truncated report for a whole one.
 func (s *Server) getAudit(c echo.Context) error {
-	var cfg audit.Config
+	cfg := audit.Config{Shards: s.store.Shards().N()}
 	if v := c.QueryParam("max_running"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

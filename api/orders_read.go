@@ -72,12 +72,25 @@ func (s *Server) waitFinished(ctx context.Context, id string, wait time.Duration
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	case <-ctx.Done():
+	var recheck <-chan time.Time
+	if every := s.waiters.recheck(); every > 0 {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		recheck = tick.C
 	}
-	return nil
+	for {
+		select {
+		case <-done:
+		case <-t.C:
+		case <-ctx.Done():
+		case <-recheck:
+			// The announcement may have been lost: read the status.
+			if in, err := s.store.Load(ctx, id); err != nil || !in.Status.Terminal() {
+				continue
+			}
+		}
+		return nil
+	}
 }
 
 // historyResponse is the body of GET /v1/orders/{order_id}/history.

@@ -142,7 +142,7 @@ func New(cfg Config, deps Deps) *Server {
 		backlog:   startBacklog(rdb, statemachine.DefaultQueue, cfg.MaxBacklog, cfg.BacklogInterval, cfg.Logger),
 		providers: flowcontrol.NewAdmin(rdb, nil),
 	}
-	s.waiters = newFinishWaiters(rdb, s.log)
+	s.waiters = newFinishWaiters(s.store, s.log)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)

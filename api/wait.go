@@ -6,31 +6,29 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/orderflow/orderflow/statemachine"
 )
 
 // MaxWait bounds GET /v1/orders/{id}?wait=.
 const MaxWait = 30 * time.Second
 
-// finishWaiters lets requests wait for orders to finish. One subscription to
-// statemachine.FinishedChannel per API process fans notifications out to
-// the waiting requests; the finishing transition publishes only for orders
-// someone watches, so orders nobody waits for cost nothing.
+// finishWaiters lets requests wait for orders to finish. One subscription
+// to the finished channels per API process (statemachine.FinishedFeed) fans
+// notifications out to the waiting requests; the finishing transition
+// announces only orders someone watches, so orders nobody waits for cost
+// nothing.
 type finishWaiters struct {
-	rdb redis.UniversalClient
-	log *slog.Logger
+	store *statemachine.Store
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
-	sub     *redis.PubSub
-	ready   chan struct{}
+	feed    *statemachine.FinishedFeed
 	done    chan struct{}
 }
 
-func newFinishWaiters(rdb redis.UniversalClient, log *slog.Logger) *finishWaiters {
-	return &finishWaiters{rdb: rdb, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
+func newFinishWaiters(store *statemachine.Store, log *slog.Logger) *finishWaiters {
+	return &finishWaiters{store: store, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
 }
 
 // add registers a waiter for id. The channel is closed when the order
@@ -60,19 +58,19 @@ func (f *finishWaiters) add(ctx context.Context, id string) (<-chan struct{}, fu
 	}, nil
 }
 
-// subscribe starts the subscription once and waits until Redis confirmed it,
-// so that no notification published after add returns is missed.
+// subscribe starts following the finished channels once and waits until
+// Redis confirmed every subscription, so that no notification published
+// after add returns is missed.
 func (f *finishWaiters) subscribe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	f.mu.Lock()
-	if f.sub == nil {
-		f.sub = f.rdb.Subscribe(context.Background(), statemachine.FinishedChannel)
-		f.ready = make(chan struct{})
+	if f.feed == nil {
+		f.feed = f.store.FollowFinished()
 		f.done = make(chan struct{})
-		go f.run(f.sub, f.ready, f.done)
+		go f.run(f.feed, f.done)
 	}
-	ready := f.ready
+	ready := f.feed.Ready()
 	f.mu.Unlock()
 	select {
 	case <-ready:
@@ -82,40 +80,35 @@ func (f *finishWaiters) subscribe(ctx context.Context) error {
 	}
 }
 
-func (f *finishWaiters) run(sub *redis.PubSub, ready, done chan struct{}) {
+// recheck is how often a waiter reads its order's status on its own when
+// the announcements follow the writes (sharded indexes), where a crash
+// between the two can lose one.
+func (f *finishWaiters) recheck() time.Duration {
+	if f.feed != nil && f.feed.Sharded() {
+		return time.Second
+	}
+	return 0
+}
+
+func (f *finishWaiters) run(feed *statemachine.FinishedFeed, done chan struct{}) {
 	defer close(done)
-	var once sync.Once
-	for {
-		msg, err := sub.Receive(context.Background())
-		if err != nil {
-			if err == redis.ErrClosed {
-				return
-			}
-			f.log.Debug("finish notifications interrupted; reconnecting", "err", err)
-			time.Sleep(100 * time.Millisecond)
-			continue
+	for id := range feed.IDs() {
+		f.mu.Lock()
+		for ch := range f.waiters[id] {
+			close(ch)
 		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			once.Do(func() { close(ready) })
-		case *redis.Message:
-			f.mu.Lock()
-			for ch := range f.waiters[m.Payload] {
-				close(ch)
-			}
-			delete(f.waiters, m.Payload)
-			f.mu.Unlock()
-		}
+		delete(f.waiters, id)
+		f.mu.Unlock()
 	}
 }
 
 // close ends the subscription.
 func (f *finishWaiters) close() {
 	f.mu.Lock()
-	sub, done := f.sub, f.done
+	feed, done := f.feed, f.done
 	f.mu.Unlock()
-	if sub != nil {
-		_ = sub.Close()
+	if feed != nil {
+		feed.Close()
 		<-done
 	}
 }

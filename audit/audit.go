@@ -52,6 +52,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderflow/orderflow/providers"
+	"github.com/orderflow/orderflow/statemachine"
 )
 
 // The rules a violation can break.
@@ -80,6 +81,9 @@ type Config struct {
 	// checked against the providers' call logs (the Ledger must be a
 	// CallLog, as the simulators' is). Default nil: not checked.
 	Flow *FlowLimits
+	// Shards is how many shards the order index is split into
+	// (statemachine.ResolveShards). Default statemachine.DefaultShards.
+	Shards int
 }
 
 // withDefaults returns the config with its zero fields set.
@@ -91,6 +95,9 @@ func (c Config) withDefaults(rdb redis.UniversalClient) Config {
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	if c.Ledger == nil {
 		c.Ledger = providers.NewLedger(rdb)
+	}
+	if c.Shards == 0 {
+		c.Shards = statemachine.DefaultShards(rdb)
 	}
 	return c
 }

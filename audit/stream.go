@@ -61,16 +61,27 @@ func stream(ctx context.Context, rdb redis.UniversalClient, cfg Config, s sink) 
 	return a.rep, nil
 }
 
-// walkOrders reads the order index oldest first, one batch at a time, by
-// (score, member) position, so that orders added meanwhile are met once
-// and never shift the walk.
+// walkOrders reads the order index, shard after shard, oldest first within
+// each, one batch at a time, by (score, member) position, so that orders
+// added meanwhile are met once and never shift the walk.
 func (a *auditor) walkOrders(ctx context.Context) error {
+	shards := statemachine.NewShards(a.cfg.Shards)
+	for k := range shards.N() {
+		if err := a.walkShard(ctx, shards.IndexKey(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkShard is walkOrders over one shard of the index.
+func (a *auditor) walkShard(ctx context.Context, key string) error {
 	batch := int64(a.cfg.BatchSize)
 	start, lastScore, lastID := "-inf", 0.0, ""
 	var offset int64
 	for {
 		zs, err := a.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: statemachine.IndexKey, Start: start, Stop: "+inf", ByScore: true, Offset: offset, Count: batch,
+			Key: key, Start: start, Stop: "+inf", ByScore: true, Offset: offset, Count: batch,
 		}).Result()
 		if err != nil {
 			return fmt.Errorf("reading the order index: %w", err)

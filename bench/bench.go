@@ -28,6 +28,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,9 +173,28 @@ func (c Config) WithDefaults() Config {
 type harness struct {
 	cfg      Config
 	redisURL string
+	// cluster, when set, is the Redis Cluster the run uses instead of
+	// redisURL.
+	cluster  *redisserver.Cluster
 	rdb      redis.UniversalClient
 	redis    *redisserver.Server
 	profiles int
+}
+
+// redisArgs are the Redis flags of the processes the harness starts.
+func (h *harness) redisArgs() []string {
+	if h.cluster != nil {
+		return []string{"--redis-cluster", h.cluster.Seeds()}
+	}
+	return []string{"--redis-url", h.redisURL}
+}
+
+// open opens a client of the run's Redis with a pool of poolSize.
+func (h *harness) open(poolSize int) (*server.RedisConn, error) {
+	if h.cluster != nil {
+		return server.RedisConfig{Cluster: h.cluster.Seeds(), PoolSize: poolSize}.Open()
+	}
+	return server.OpenRedis(h.redisURL, poolSize)
 }
 
 // newHarness starts the run's redis-server (unless cfg names a Redis) and
@@ -200,7 +220,7 @@ func newHarness(cfg Config) (h *harness, shutdown func(), err error) {
 		cleanup = append(cleanup, h.redis.Stop)
 		h.redisURL = h.redis.URL()
 	}
-	conn, err := server.OpenRedis(h.redisURL, 20)
+	conn, err := h.open(20)
 	if err != nil {
 		shutdown()
 		return nil, nil, err
@@ -306,7 +326,7 @@ func (h *harness) logf(format string, args ...any) {
 
 // flush empties Redis and its statistics between runs.
 func (h *harness) flush(ctx context.Context) error {
-	if err := h.rdb.FlushAll(ctx).Err(); err != nil {
+	if err := flushAll(ctx, h.rdb); err != nil {
 		return err
 	}
 	return resetStats(ctx, h.rdb)
@@ -326,6 +346,31 @@ type ThroughputResult struct {
 	ReadsPerOrder  float64 // Redis reads (about one per round trip) per order
 	DriverCPU1000  float64 // the submitting client's CPU seconds per 1,000 orders
 	TopCommands    []string
+	// Nodes are the figures of each Redis node (master) of the run.
+	Nodes []NodeResult
+}
+
+// NodeResult is one Redis node's share of a throughput run.
+type NodeResult struct {
+	// Addr is the node's address ("" for a single Redis).
+	Addr string
+	// CPUMicros is the node's CPU time per order, in µs (INFO cpu).
+	CPUMicros float64
+	// Commands is the node's commands per order.
+	Commands float64
+}
+
+// perNode turns two samples of the nodes into per-order figures, in
+// address order.
+func perNode(before, after map[string]nodeSample, orders int) []NodeResult {
+	var out []NodeResult
+	for addr, a := range after {
+		b := before[addr]
+		out = append(out, NodeResult{Addr: addr, CPUMicros: (a.cpu - b.cpu) / float64(orders) * 1e6,
+			Commands: float64(a.commands-b.commands) / float64(orders)})
+	}
+	slices.SortFunc(out, func(x, y NodeResult) int { return strings.Compare(x.Addr, y.Addr) })
+	return out
 }
 
 // throughput runs n orders of mode through workers worker processes whose
@@ -341,7 +386,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 	if err != nil {
 		return ThroughputResult{}, err
 	}
-	procs, err := h.startWorkers(workers, WorkerOptions{Mode: mode, RedisURL: h.redisURL, Concurrency: h.cfg.Concurrency,
+	procs, err := h.startWorkers(workers, WorkerOptions{Mode: mode, Concurrency: h.cfg.Concurrency,
 		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: latency, FlowArgs: flowArgs})
 	if err != nil {
 		return ThroughputResult{}, err
@@ -361,6 +406,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 	}
 	redisBefore, _ := redisCPU(ctx, h.rdb)
 	readsBefore, _ := redisReads(ctx, h.rdb)
+	nodesBefore, _ := sampleNodes(ctx, h.rdb)
 	selfBefore := selfCPU()
 	stopProfile := h.profileSelf(mode)
 	lr, err := runLoad(ctx, h.rdb, sub, mode, n, h.cfg.Outstanding*workers)
@@ -368,6 +414,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 	selfAfter := selfCPU()
 	redisAfter, _ := redisCPU(ctx, h.rdb)
 	readsAfter, _ := redisReads(ctx, h.rdb)
+	nodesAfter, _ := sampleNodes(ctx, h.rdb)
 	if err != nil {
 		return ThroughputResult{}, err
 	}
@@ -396,6 +443,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 		ReadsPerOrder:  float64(readsAfter-readsBefore) / float64(n),
 		DriverCPU1000:  (selfAfter - selfBefore) / float64(n) * 1000,
 		TopCommands:    stats.top(8),
+		Nodes:          perNode(nodesBefore, nodesAfter, n),
 	}
 	h.logf("  %.0f orders/s, p50 %s, p99 %s, %.1f commands/order, %.1f round trips/order, %.0f bytes/order, CPU s/1000 orders: worker %.3f, redis %.3f, driver %.3f",
 		r.OrdersPerSec, r.P50, r.P99, r.CommandsPerOrd, r.ReadsPerOrder, r.BytesPerOrder, r.CPUPer1000, r.RedisCPU1000, r.DriverCPU1000)
@@ -430,7 +478,7 @@ var benchInput = orders.Input{
 // pool of its own sized for outstanding orders; the returned func closes it,
 // so that its connections' buffers do not count as order data.
 func (h *harness) submitter(mode string, outstanding int) (submitter, func(), error) {
-	conn, err := server.OpenRedis(h.redisURL, outstanding+10)
+	conn, err := h.open(outstanding + 10)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,7 +29,7 @@ func (h *harness) idle(ctx context.Context, wake bool) (IdleResult, error) {
 	if err := h.flush(ctx); err != nil {
 		return IdleResult{}, err
 	}
-	workers, err := h.startWorkers(1, WorkerOptions{Mode: ModeOrderflow, RedisURL: h.redisURL, Concurrency: h.cfg.Concurrency,
+	workers, err := h.startWorkers(1, WorkerOptions{Mode: ModeOrderflow, Concurrency: h.cfg.Concurrency,
 		TaskCheckInterval: 100 * time.Millisecond, Wake: wake})
 	if err != nil {
 		return IdleResult{}, err

@@ -32,7 +32,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // closed loop) and waits for each to be announced on DoneChannel. Latency is
 // from the start of an order's submission to its announcement.
 func runLoad(ctx context.Context, rdb redis.UniversalClient, s submitter, prefix string, n, outstanding int) (loadResult, error) {
-	sub := rdb.Subscribe(ctx, DoneChannel)
+	sub := subscribeDone(ctx, rdb)
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		return loadResult{}, fmt.Errorf("subscribing to %s: %w", DoneChannel, err)
@@ -100,4 +100,13 @@ func runLoad(ctx context.Context, rdb redis.UniversalClient, s submitter, prefix
 	wall := time.Since(begin)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return loadResult{orders: n, wall: wall, latencies: lat}, nil
+}
+
+// subscribeDone subscribes to DoneChannel: sharded pub/sub on a cluster,
+// where the workers SPUBLISH.
+func subscribeDone(ctx context.Context, rdb redis.UniversalClient) *redis.PubSub {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return rdb.SSubscribe(ctx, DoneChannel)
+	}
+	return rdb.Subscribe(ctx, DoneChannel)
 }

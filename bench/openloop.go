@@ -66,7 +66,7 @@ func (l *openLoop) index(id string) (int, bool) {
 // run sends every order on schedule, then waits up to drain for the last
 // to finish. It returns early only when ctx ends.
 func (l *openLoop) run(ctx context.Context, rdb redis.UniversalClient, s submitter, drain time.Duration) error {
-	sub := rdb.Subscribe(ctx, DoneChannel)
+	sub := subscribeDone(ctx, rdb)
 	if _, err := sub.Receive(ctx); err != nil {
 		_ = sub.Close()
 		close(l.began) // nobody waits for a run that never began

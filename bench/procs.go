@@ -31,10 +31,10 @@ func (h *harness) startWorkers(n int, o WorkerOptions) ([]*subproc.Proc, error) 
 
 // startWorker starts one benchmark worker process and waits until it runs.
 func (h *harness) startWorker(o WorkerOptions) (*subproc.Proc, error) {
-	args := []string{"bench-worker", "--mode", o.Mode, "--redis-url", h.redisURL,
-		"--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
-		"--wake=" + strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String(),
-		"--lease", o.Lease.String(), "--reaper-interval", o.ReaperInterval.String(), "--wake-workers", strconv.Itoa(o.WakeWorkers)}
+	args := append([]string{"bench-worker", "--mode", o.Mode}, h.redisArgs()...)
+	args = append(args, "--concurrency", strconv.Itoa(o.Concurrency), "--task-check-interval", o.TaskCheckInterval.String(),
+		"--wake="+strconv.FormatBool(o.Wake), "--provider-latency", o.ProviderLatency.String(),
+		"--lease", o.Lease.String(), "--reaper-interval", o.ReaperInterval.String(), "--wake-workers", strconv.Itoa(o.WakeWorkers))
 	if o.WorkerID != "" {
 		args = append(args, "--worker-id", o.WorkerID)
 	}
@@ -66,7 +66,8 @@ func (h *harness) startAPI(ctx context.Context) (*subproc.Proc, string, error) {
 		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := subproc.Start(h.cfg.Exe, []string{"api", "--redis-url", h.redisURL, "--listen", addr, "--log-level", "warn"}, "")
+	args := append([]string{"api"}, h.redisArgs()...)
+	p, err := subproc.Start(h.cfg.Exe, append(args, "--listen", addr, "--log-level", "warn"), "")
 	if err != nil {
 		return nil, "", err
 	}

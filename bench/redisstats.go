@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,7 +16,35 @@ import (
 // commandStats is the calls per command from INFO commandstats.
 type commandStats map[string]int64
 
+// eachNode calls fn with every master of a cluster (named by its
+// address), or once with rdb itself ("") otherwise: the statistics of a
+// cluster are the sums of its masters'.
+func eachNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient, addr string) error) error {
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return fn(ctx, rdb, "")
+	}
+	var mu sync.Mutex
+	return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		mu.Lock() // the callers add up into shared values
+		defer mu.Unlock()
+		return fn(ctx, n, n.Options().Addr)
+	})
+}
+
 func readCommandStats(ctx context.Context, rdb redis.UniversalClient) (commandStats, error) {
+	out := commandStats{}
+	err := eachNode(ctx, rdb, func(ctx context.Context, n redis.UniversalClient, _ string) error {
+		s, err := nodeCommandStats(ctx, n)
+		for k, v := range s {
+			out[k] += v
+		}
+		return err
+	})
+	return out, err
+}
+
+func nodeCommandStats(ctx context.Context, rdb redis.UniversalClient) (commandStats, error) {
 	info, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
 		return nil, fmt.Errorf("INFO commandstats: %w", err)
@@ -33,14 +62,15 @@ func readCommandStats(ctx context.Context, rdb redis.UniversalClient) (commandSt
 }
 
 // harnessCommand reports whether a command is the harness's own: the
-// PUBLISH of finished orders and the INFO and CONFIG calls of the
-// measurement itself.
+// PUBLISH (SPUBLISH on a cluster) of finished orders and the INFO and
+// CONFIG calls of the measurement itself, and the cluster client's own
+// topology reads.
 func harnessCommand(name string) bool {
 	switch name {
-	case "publish", "info", "config|resetstat", "config", "flushall", "subscribe", "ping":
+	case "publish", "spublish", "info", "config|resetstat", "config", "flushall", "subscribe", "ssubscribe", "ping":
 		return true
 	}
-	return false
+	return strings.HasPrefix(name, "cluster") || strings.HasPrefix(name, "command")
 }
 
 // total counts every call except the harness's own.
@@ -81,42 +111,74 @@ func (s commandStats) top(n int) []string {
 	return out
 }
 
-// resetStats clears INFO commandstats.
+// resetStats clears INFO commandstats (on every master of a cluster).
 func resetStats(ctx context.Context, rdb redis.UniversalClient) error {
-	return rdb.ConfigResetStat(ctx).Err()
+	return eachNode(ctx, rdb, func(ctx context.Context, n redis.UniversalClient, _ string) error {
+		return n.ConfigResetStat(ctx).Err()
+	})
+}
+
+// flushAll empties Redis (every master of a cluster).
+func flushAll(ctx context.Context, rdb redis.UniversalClient) error {
+	return eachNode(ctx, rdb, func(ctx context.Context, n redis.UniversalClient, _ string) error {
+		return n.FlushAll(ctx).Err()
+	})
+}
+
+// infoInt reads one integer field of an INFO section, summed over the
+// masters of a cluster.
+func infoInt(ctx context.Context, rdb redis.UniversalClient, section, field string) (int64, error) {
+	var total int64
+	found := false
+	err := eachNode(ctx, rdb, func(ctx context.Context, n redis.UniversalClient, _ string) error {
+		info, err := n.Info(ctx, section).Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+				x, _ := strconv.ParseInt(v, 10, 64)
+				total += x
+				found = true
+			}
+		}
+		return nil
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("no %s in INFO %s", field, section)
+	}
+	return total, err
 }
 
 // usedMemory reads INFO memory's used_memory.
 func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
-	info, err := rdb.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no used_memory in INFO memory")
+	return infoInt(ctx, rdb, "memory", "used_memory")
 }
 
 // redisReads reads INFO stats' total_reads_processed: how many reads Redis
 // made from its clients, about one per round trip.
 func redisReads(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
-	info, err := rdb.Info(ctx, "stats").Result()
-	if err != nil {
-		return 0, err
+	n, err := infoInt(ctx, rdb, "stats", "total_reads_processed")
+	if err != nil && strings.HasPrefix(err.Error(), "no ") {
+		return 0, nil
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_reads_processed:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, nil
+	return n, err
 }
 
-// redisCPU reads INFO cpu's used_cpu_sys + used_cpu_user.
+// redisCPU reads INFO cpu's used_cpu_sys + used_cpu_user (summed over the
+// masters of a cluster).
 func redisCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
+	var total float64
+	err := eachNode(ctx, rdb, func(ctx context.Context, n redis.UniversalClient, _ string) error {
+		cpu, err := nodeCPU(ctx, n)
+		total += cpu
+		return err
+	})
+	return total, err
+}
+
+// nodeCPU reads one node's used_cpu_sys + used_cpu_user.
+func nodeCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
 	info, err := rdb.Info(ctx, "cpu").Result()
 	if err != nil {
 		return 0, err
@@ -132,6 +194,31 @@ func redisCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
 		}
 	}
 	return total, nil
+}
+
+// nodeSample is one master's CPU time and command count at a moment.
+type nodeSample struct {
+	cpu      float64
+	commands int64
+}
+
+// sampleNodes reads every master's CPU time and commands (a single node
+// is named "").
+func sampleNodes(ctx context.Context, rdb redis.UniversalClient) (map[string]nodeSample, error) {
+	out := map[string]nodeSample{}
+	err := eachNode(ctx, rdb, func(ctx context.Context, n redis.UniversalClient, addr string) error {
+		cpu, err := nodeCPU(ctx, n)
+		if err != nil {
+			return err
+		}
+		stats, err := nodeCommandStats(ctx, n)
+		if err != nil {
+			return err
+		}
+		out[addr] = nodeSample{cpu: cpu, commands: stats.total()}
+		return nil
+	})
+	return out, err
 }
 
 // selfCPU returns this process's user+system CPU time.

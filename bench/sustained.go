@@ -59,7 +59,7 @@ func (h *harness) sustained(ctx context.Context) (SustainedResult, error) {
 	if err := h.flush(ctx); err != nil {
 		return r, err
 	}
-	workers, err := h.startWorkers(c.SustainedWorkers, WorkerOptions{Mode: ModeOrderflow, RedisURL: h.redisURL,
+	workers, err := h.startWorkers(c.SustainedWorkers, WorkerOptions{Mode: ModeOrderflow,
 		Concurrency: c.Concurrency, TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: c.SustainedLatency,
 		WakeWorkers: c.WakeWorkers})
 	if err != nil {

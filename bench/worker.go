@@ -19,8 +19,8 @@ import (
 )
 
 // DoneChannel carries the ID of every order a benchmark worker finished.
-// Its PUBLISH calls are the harness's own and are left out of the command
-// counts.
+// Its PUBLISH calls (SPUBLISH on a cluster) are the harness's own and are
+// left out of the command counts.
 const DoneChannel = "bench:done"
 
 // The worker modes.
@@ -35,9 +35,10 @@ const (
 
 // WorkerOptions configure a benchmark worker process.
 type WorkerOptions struct {
-	Mode        string
-	RedisURL    string
-	Concurrency int
+	Mode string
+	// RedisURL is a single Redis; RedisCluster the seeds of a cluster.
+	RedisURL, RedisCluster string
+	Concurrency            int
 	// TaskCheckInterval and Wake tune the orderflow worker (idle runs).
 	TaskCheckInterval time.Duration
 	Wake              bool
@@ -64,7 +65,7 @@ type WorkerOptions struct {
 // providers and announcing finished orders on DoneChannel. It calls ready
 // once the worker runs.
 func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready func()) error {
-	conn, err := server.OpenRedis(o.RedisURL, 2*o.Concurrency+20)
+	conn, err := server.RedisConfig{URL: o.RedisURL, Cluster: o.RedisCluster, PoolSize: 2*o.Concurrency + 20}.Open()
 	if err != nil {
 		return err
 	}
@@ -160,9 +161,15 @@ func (p *donePublisher) flush() {
 		return
 	}
 	ctx := context.Background()
+	_, cluster := p.rdb.(*redis.ClusterClient)
 	_, _ = p.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for _, id := range ids {
-			pl.Publish(ctx, DoneChannel, id)
+			if cluster {
+				// Sharded: PUBLISH would go to every node of the cluster.
+				pl.SPublish(ctx, DoneChannel, id)
+			} else {
+				pl.Publish(ctx, DoneChannel, id)
+			}
 		}
 		return nil
 	})

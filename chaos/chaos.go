@@ -71,6 +71,15 @@ type Config struct {
 	NoFlow bool
 	// Log receives progress. Default stderr.
 	Log io.Writer
+	// Cluster runs the system on a 3-master Redis Cluster instead of one
+	// redis-server; a Redis restart then kills and restarts one master.
+	// Default false.
+	Cluster bool
+	// Reshards is how many times a slot is migrated between masters with
+	// redis-cli --cluster reshard in the middle of the run (Cluster only):
+	// the lowest slot of the first master, which holds the first shard of
+	// the indexes and a tenth of the orders' records. Default 0.
+	Reshards int
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -133,6 +142,8 @@ type Result struct {
 	DuplicateOrders int
 	Kills           int
 	RedisRestarts   int
+	// Reshards are the slots migrated during the run.
+	Reshards []int
 	// Orphaned is how many orders were held by a worker when it was killed.
 	Orphaned int
 	// ResumeP50/P99 are the times from a kill to the next transition of the
@@ -163,6 +174,9 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "effects left:       %d (on failed or cancelled orders)\n", r.LeftEffects)
 	fmt.Fprintf(&b, "duplicate orders:   %d\n", r.DuplicateOrders)
 	fmt.Fprintf(&b, "worker kills:       %d (orders held at the kill: %d), Redis restarts: %d\n", r.Kills, r.Orphaned, r.RedisRestarts)
+	if len(r.Reshards) > 0 {
+		fmt.Fprintf(&b, "slots migrated:     %v (redis-cli --cluster reshard, mid-run)\n", r.Reshards)
+	}
 	fmt.Fprintf(&b, "resume after kill:  p50 %s, p99 %s\n", r.ResumeP50.Round(time.Millisecond), r.ResumeP99.Round(time.Millisecond))
 	if r.Audit != nil && r.Audit.Flow != nil {
 		f := r.Audit.Flow
@@ -190,7 +204,7 @@ func (r *Result) String() string {
 // system is the running processes of one chaos run.
 type system struct {
 	cfg    Config
-	redis  *redisserver.Server
+	redis  *redisUnderTest
 	conn   *server.RedisConn
 	sim    *subproc.Proc
 	simURL string
@@ -221,11 +235,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer os.RemoveAll(dir)
 	s := &system{cfg: cfg}
-	if s.redis, err = redisserver.Start(redisserver.Options{Dir: dir, AppendFsyncAlways: true}); err != nil {
+	if cfg.Reshards > 0 && !cfg.Cluster {
+		return nil, errors.New("chaos: Reshards needs Cluster")
+	}
+	if s.redis, err = startRedis(dir, cfg.Cluster); err != nil {
 		return nil, err
 	}
-	defer s.redis.Stop()
-	if s.conn, err = server.OpenRedis(s.redis.URL(), 64); err != nil {
+	defer s.redis.stop()
+	if s.conn, err = s.redis.config(64).Open(); err != nil {
 		return nil, err
 	}
 	defer s.conn.Close()
@@ -247,8 +264,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer s.stopWorkers()
 
-	s.logf("chaos: %d orders over %s, %d workers (%d kills each), %d Redis restart(s), %.0f%% provider faults, flow control %v",
-		cfg.Orders, cfg.Duration, cfg.Workers, cfg.KillsPerWorker, cfg.RedisRestarts, cfg.FaultRate*100, flowArgs(cfg))
+	topology := "one redis-server"
+	if cfg.Cluster {
+		topology = fmt.Sprintf("a 3-master Redis Cluster, %d slot migration(s)", cfg.Reshards)
+	}
+	s.logf("chaos: %d orders over %s, %d workers (%d kills each), %d Redis restart(s), %.0f%% provider faults, flow control %v, on %s",
+		cfg.Orders, cfg.Duration, cfg.Workers, cfg.KillsPerWorker, cfg.RedisRestarts, cfg.FaultRate*100, flowArgs(cfg), topology)
 	res := &Result{}
 	ld := newLoad(s, cfg)
 	killer := newKiller(s, cfg)
@@ -285,11 +306,12 @@ func (s *system) startSim() error {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	share := s.cfg.FaultRate / 6 // 5xx, lost answers, 429s, in-progress keys, stray answers, and declined customers
-	args := []string{"sim", "--redis-url", s.redis.URL(), "--sim-listen", addr, "--log-level", "warn", "--sim-call-log",
+	args := append([]string{"sim"}, s.redis.args()...)
+	args = append(args, "--sim-listen", addr, "--log-level", "warn", "--sim-call-log",
 		"--sim-seed", "42", "--payment-decline-customers", strings.Join(declinedCustomers, ","),
 		"--shipping-decline-customers", strings.Join(undeliverableCustomers, ","),
 		"--risk-review-customers", strings.Join(reviewCustomers, ","), "--risk-reject-customers", strings.Join(rejectCustomers, ","),
-		"--inventory-out-of-stock-warehouses", chaosWarehouses[0], "--shipping-duration", "300ms"}
+		"--inventory-out-of-stock-warehouses", chaosWarehouses[0], "--shipping-duration", "300ms")
 	for _, p := range []string{"inventory", "payment", "shipping", "risk"} {
 		args = append(args,
 			"--"+p+"-failure-rate", fmt.Sprint(share),
@@ -324,8 +346,9 @@ func (s *system) startAPIVersion(version int) (*subproc.Proc, string, error) {
 		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := subproc.Start(s.cfg.Exe, []string{"api", "--redis-url", s.redis.URL(), "--listen", addr, "--log-level", "warn",
-		"--workflow-version", strconv.Itoa(version)}, "")
+	args := append([]string{"api"}, s.redis.args()...)
+	p, err := subproc.Start(s.cfg.Exe, append(args, "--listen", addr, "--log-level", "warn",
+		"--workflow-version", strconv.Itoa(version)), "")
 	if err != nil {
 		return nil, "", err
 	}
@@ -336,11 +359,12 @@ func (s *system) startAPIVersion(version int) (*subproc.Proc, string, error) {
 // startWorker starts one worker process and learns the ID it leases under
 // from its start-up log line.
 func (s *system) startWorker() (*worker, error) {
-	args := []string{"worker", "--redis-url", s.redis.URL(),
-		"--payment-url", s.simURL + "/payment", "--inventory-url", s.simURL + "/inventory", "--shipping-url", s.simURL + "/shipping",
-		"--risk-url", s.simURL + "/risk", "--warehouses", strings.Join(chaosWarehouses, ","), "--review-timeout", reviewTimeout.String(),
+	args := append([]string{"worker"}, s.redis.args()...)
+	args = append(args,
+		"--payment-url", s.simURL+"/payment", "--inventory-url", s.simURL+"/inventory", "--shipping-url", s.simURL+"/shipping",
+		"--risk-url", s.simURL+"/risk", "--warehouses", strings.Join(chaosWarehouses, ","), "--review-timeout", reviewTimeout.String(),
 		"--lease", s.cfg.Lease.String(), "--reaper-interval", "200ms", "--task-check-interval", "50ms",
-		"--provider-timeout", "1s", "--log-format", "json", "--log-level", "info"}
+		"--provider-timeout", "1s", "--log-format", "json", "--log-level", "info")
 	args = append(args, flowArgs(s.cfg)...)
 	p, err := subproc.Start(s.cfg.Exe, args, "")
 	if err != nil {

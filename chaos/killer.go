@@ -38,10 +38,14 @@ func (k *killer) run(ctx context.Context) {
 		w := i % k.cfg.Workers
 		events = append(events, func() { k.kill(ctx, w) })
 	}
-	// Restarts of Redis go in the middle of the run.
+	// Restarts of Redis and slot migrations go in the middle of the run.
 	for i := range k.cfg.RedisRestarts {
 		at := len(events)/2 + i
 		events = append(events[:at], append([]func(){k.restartRedis}, events[at:]...)...)
+	}
+	for i := range k.cfg.Reshards {
+		at := len(events)/2 - i
+		events = append(events[:max(at, 0)], append([]func(){k.reshard}, events[max(at, 0):]...)...)
 	}
 	gap := k.cfg.Duration / time.Duration(len(events)+1)
 	for _, ev := range events {
@@ -72,9 +76,14 @@ func (k *killer) kill(ctx context.Context, i int) {
 // heldBy returns the unfinished orders whose live lease a worker held.
 func (k *killer) heldBy(ctx context.Context, workerID string, at time.Time) []string {
 	rdb := k.s.conn.Client
-	ids, err := rdb.ZRange(ctx, statemachine.IndexKey, 0, -1).Result()
-	if err != nil {
-		return nil
+	shards := statemachine.NewShards(statemachine.DefaultShards(rdb))
+	var ids []string
+	for s := range shards.N() {
+		part, err := rdb.ZRange(ctx, shards.IndexKey(s), 0, -1).Result()
+		if err != nil {
+			return nil
+		}
+		ids = append(ids, part...)
 	}
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -105,16 +114,26 @@ func (k *killer) heldBy(ctx context.Context, workerID string, at time.Time) []st
 
 func (k *killer) restartRedis() {
 	k.s.logf("chaos: killing Redis")
-	k.s.redis.Kill()
-	time.Sleep(500 * time.Millisecond)
-	if err := k.s.redis.Restart(); err != nil {
-		k.s.logf("chaos: restarting Redis: %v", err)
+	what, err := k.s.redis.restart()
+	if err != nil {
+		k.s.logf("chaos: restarting %s: %v", what, err)
 		return
 	}
 	k.mu.Lock()
 	k.restarts++
 	k.mu.Unlock()
-	k.s.logf("chaos: Redis is back")
+	k.s.logf("chaos: %s is back", what)
+}
+
+// reshard migrates a slot between masters while orders run.
+func (k *killer) reshard() {
+	start := time.Now()
+	slot, err := k.s.redis.reshard()
+	if err != nil {
+		k.s.logf("chaos: migrating a slot: %v", err)
+		return
+	}
+	k.s.logf("chaos: migrated slot %d in %s", slot, time.Since(start).Round(time.Millisecond))
 }
 
 func (k *killer) orphans() []orphan {
@@ -127,4 +146,7 @@ func (k *killer) fill(r *Result) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	r.Kills, r.RedisRestarts, r.Orphaned = k.kills, k.restarts, len(k.held)
+	k.s.redis.mu.Lock()
+	r.Reshards = append([]int(nil), k.s.redis.moved...)
+	k.s.redis.mu.Unlock()
 }

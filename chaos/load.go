@@ -102,6 +102,11 @@ func (l *load) dice() float64 {
 
 func (l *load) order(ctx context.Context, i int) {
 	name := fmt.Sprintf("chaos-%d", i)
+	if l.cfg.Reshards > 0 && i%10 == 0 {
+		// A tenth of the orders live in the slots the reshards move:
+		// slot 0, then 1, ... (the first master's lowest at the time).
+		name = slotOrderID(name, (i/10)%l.cfg.Reshards)
+	}
 	customer := fmt.Sprintf("cust-%d", i%97)
 	isV2 := i%2 == 1
 	switch d := l.dice(); {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +22,7 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON (the body of GET /v1/audit)")
 	var r redisFlags
 	r.register(fs)
+	r.registerShards(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
 	}
@@ -32,7 +34,11 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	cfg := audit.Config{MaxRunning: *maxRunning}
+	shards, err := r.resolveShards(ctx, conn, slog.New(slog.NewTextHandler(env.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	cfg := audit.Config{MaxRunning: *maxRunning, Shards: shards}
 	var ok bool
 	if *asJSON {
 		ok, err = audit.WriteJSON(ctx, env.Stdout, conn.Client, cfg)

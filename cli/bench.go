@@ -23,6 +23,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	scaling := fs.String("scaling", "1,2,4", "worker process counts to run")
 	rounds := fs.Int("rounds", 5, "alternating rounds of the orderflow/chain comparison")
 	soak := fs.Bool("soak", false, "run the soak instead: a steady load for --duration, a worker killed half way")
+	cluster := fs.Bool("cluster", false, "run the scale-out instead: --scaling worker counts on one redis-server, then on a 3-master Redis Cluster it starts (needs redis-cli), with per-node Redis CPU per order")
 	rate := fs.Float64("rate", 300, "orders per second of the steady load (the sustained-load run, or the soak)")
 	duration := fs.Duration("duration", 0, "how long the steady load runs (0: 60s for the sustained-load run, 15m with --soak)")
 	workers := fs.Int("workers", 2, "worker processes of the steady load")
@@ -73,6 +74,25 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		counts = append(counts, v)
 	}
+	if *cluster {
+		if *n < 100 {
+			return usageError{fmt.Errorf("--orders must be at least 100")}
+		}
+		res, err := bench.RunScaleOut(ctx, bench.ScaleOutConfig{
+			Orders: *n, Workers: counts, Concurrency: *concurrency, ProviderLatency: *latency, Log: env.Stderr, Command: command,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, res.Markdown())
+		if *out != "" {
+			if err := res.WriteDoc(*out); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "bench: scale-out results written to %s\n", *out)
+		}
+		return nil
+	}
 	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 || *priorityOrders < 3 || *flowOrders < 50 {
 		return usageError{fmt.Errorf("--orders must be at least 100 (50 a round), --priority-orders at least 3, --flow-orders at least 50, " +
 			"and --concurrency, --idle-samples, --rounds and --api-duration positive")}
@@ -110,6 +130,7 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	var o bench.WorkerOptions
 	fs.StringVar(&o.Mode, "mode", bench.ModeOrderflow, "orderflow or baseline")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis URL")
+	fs.StringVar(&o.RedisCluster, "redis-cluster", "", "seed addresses of a Redis Cluster, instead of --redis-url")
 	fs.IntVar(&o.Concurrency, "concurrency", 20, "concurrency")
 	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 100*time.Millisecond, "asynq poll interval")
 	fs.BoolVar(&o.Wake, "wake", true, "use the wake fast path")
@@ -130,8 +151,8 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.RedisURL == "" {
-		return usageError{fmt.Errorf("--redis-url is required")}
+	if (o.RedisURL == "") == (o.RedisCluster == "") {
+		return usageError{fmt.Errorf("one of --redis-url and --redis-cluster is required")}
 	}
 	if o.Flow, err = fl.config(); err != nil {
 		return err

@@ -27,8 +27,13 @@ func runChaos(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&c.Lease, "lease", 2*time.Second, "the workers' lease")
 	fs.DurationVar(&c.Settle, "settle", 5*time.Minute, "how long to wait for every order to finish")
 	fs.BoolVar(&c.NoFlow, "no-flow", false, "run the workers without flow control (by default: payment 80 calls/s, burst 10, and one charge per customer at a time, audited from the providers' side)")
+	fs.BoolVar(&c.Cluster, "cluster", false, "run on a 3-master Redis Cluster (needs redis-cli); a Redis restart kills one master")
+	fs.IntVar(&c.Reshards, "reshards", 0, "slots migrated between masters mid-run with redis-cli --cluster reshard (with --cluster)")
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
+	}
+	if c.Reshards < 0 || (c.Reshards > 0 && !c.Cluster) {
+		return usageError{errors.New("--reshards must not be negative, and needs --cluster")}
 	}
 	if c.Orders < 1 || c.Workers < 1 || c.KillsPerWorker < 0 || c.RedisRestarts < 0 || c.Duration <= 0 ||
 		c.FaultRate < 0 || c.FaultRate > 1 || c.Lease < 100*time.Millisecond || c.Settle <= 0 {

@@ -274,3 +274,26 @@ func TestListFlag(t *testing.T) {
 	require.NoError(t, l.Set(""))
 	require.Empty(t, l, "a new value replaces the list")
 }
+
+// --redis-cluster and --redis-sentinel replace --redis-url, with their
+// environment variables; the three exclude each other, and a bad seed list
+// names its flag.
+func TestRedisTopologyFlags(t *testing.T) {
+	t.Parallel()
+	requireUsageError(t, run("api", "--redis-url", "redis://127.0.0.1:1", "--redis-cluster", "127.0.0.1:2"),
+		"--redis-url, --redis-cluster and --redis-sentinel", "exclude each other")
+	requireUsageError(t, run("sim", "--redis-cluster", "127.0.0.1"), "--redis-cluster", "not host:port")
+	requireUsageError(t, run("audit", "--redis-sentinel", "127.0.0.1:26379"), "--redis-sentinel", "<master-name>@")
+	requireUsageError(t, run("worker"), "--redis-cluster", "ORDERFLOW_REDIS_SENTINEL")
+	for _, cmd := range []string{"api", "worker", "sim", "dev", "audit", "versions"} {
+		flags, envs := flagsOf(t, cmd)
+		for _, f := range []string{"redis-url", "redis-cluster", "redis-sentinel", "redis-password", "redis-username",
+			"redis-sentinel-password", "redis-tls", "redis-ca-file", "redis-cert-file", "redis-key-file"} {
+			require.True(t, flags[f], "orderflow %s --%s", cmd, f)
+			require.True(t, envs[EnvName(f)], "orderflow %s reads %s", cmd, EnvName(f))
+		}
+		if cmd != "sim" {
+			require.True(t, flags["index-shards"], "orderflow %s --index-shards", cmd)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -218,34 +220,79 @@ func (s *simFlags) config() (providers.SimConfig, error) {
 	return c, nil
 }
 
-// redisFlags are the Redis settings of every command that opens Redis.
+// redisFlags are the Redis settings of every command that opens Redis:
+// one of --redis-url, --redis-cluster and --redis-sentinel, with the
+// credentials and TLS settings that apply to each.
 type redisFlags struct {
-	url, caFile, certFile, keyFile string
+	url, cluster, sentinel         string
+	username, password             string
+	sentinelUser, sentinelPassword string
+	tls                            bool
+	caFile, certFile, keyFile      string
+	// shards is --index-shards, for the commands that read or write the
+	// indexes (registerShards); -1 when not registered.
+	shards int
 }
 
 func (r *redisFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.url, "redis-url", "", "redis://[user:pass@]host:port/db (or rediss:// for TLS)")
-	fs.StringVar(&r.caFile, "redis-ca-file", "", "PEM file of the CAs to trust for a rediss:// Redis, in place of the system's")
-	fs.StringVar(&r.certFile, "redis-cert-file", "", "PEM client certificate for a rediss:// Redis that requires one (with --redis-key-file)")
+	fs.StringVar(&r.url, "redis-url", "", "redis://[user:pass@]host:port/db (or rediss:// for TLS) of a single Redis")
+	fs.StringVar(&r.cluster, "redis-cluster", "", "comma-separated seed addresses (host:port,...) of a Redis Cluster, instead of --redis-url")
+	fs.StringVar(&r.sentinel, "redis-sentinel", "", "<master-name>@host:port,host:port of Redis Sentinels, instead of --redis-url")
+	fs.StringVar(&r.username, "redis-username", "", "Redis ACL user (for --redis-url it replaces the URL's)")
+	fs.StringVar(&r.password, "redis-password", "", "Redis password (for --redis-url it replaces the URL's; prefer the environment variable)")
+	fs.StringVar(&r.sentinelUser, "redis-sentinel-username", "", "ACL user of the Sentinels themselves")
+	fs.StringVar(&r.sentinelPassword, "redis-sentinel-password", "", "password of the Sentinels themselves")
+	fs.BoolVar(&r.tls, "redis-tls", false, "use TLS with --redis-cluster or --redis-sentinel (a URL asks for it with rediss://)")
+	fs.StringVar(&r.caFile, "redis-ca-file", "", "PEM file of the CAs to trust for a TLS Redis, in place of the system's")
+	fs.StringVar(&r.certFile, "redis-cert-file", "", "PEM client certificate for a TLS Redis that requires one (with --redis-key-file)")
 	fs.StringVar(&r.keyFile, "redis-key-file", "", "PEM key of --redis-cert-file")
+	r.shards = -1
+}
+
+// registerShards adds --index-shards, for the commands that use the
+// order indexes.
+func (r *redisFlags) registerShards(fs *flag.FlagSet) {
+	fs.IntVar(&r.shards, "index-shards", 0, fmt.Sprintf("shards of the global indexes (0: what this Redis already uses, else %d on a cluster and 1 on a single node); every process of a deployment uses the same",
+		statemachine.DefaultClusterShards))
 }
 
 // redisFlagNames maps server.RedisConfig's fields to their flags.
 var redisFlagNames = map[string]string{
-	"URL": "--redis-url", "CAFile": "--redis-ca-file", "CertFile": "--redis-cert-file", "KeyFile": "--redis-key-file",
+	"URL": "--redis-url", "Cluster": "--redis-cluster", "Sentinel": "--redis-sentinel",
+	"CAFile": "--redis-ca-file", "CertFile": "--redis-cert-file", "KeyFile": "--redis-key-file",
 }
+
+// given reports whether a Redis was named.
+func (r *redisFlags) given() bool { return r.url != "" || r.cluster != "" || r.sentinel != "" }
+
+// config returns the Redis config of the flags, with a pool of poolSize
+// (0: go-redis's default).
+func (r *redisFlags) config(poolSize int) server.RedisConfig {
+	return server.RedisConfig{
+		URL: r.url, Cluster: r.cluster, Sentinel: r.sentinel,
+		Username: r.username, Password: r.password, SentinelUsername: r.sentinelUser, SentinelPassword: r.sentinelPassword,
+		TLS: r.tls, PoolSize: poolSize, CAFile: r.caFile, CertFile: r.certFile, KeyFile: r.keyFile,
+	}
+}
+
+// errNoRedis is the usage error of a command run without a Redis.
+var errNoRedis = usageError{fmt.Errorf("one of --redis-url, --redis-cluster or --redis-sentinel is required (or %s, %s, %s)",
+	EnvName("redis-url"), EnvName("redis-cluster"), EnvName("redis-sentinel"))}
 
 // open opens Redis with a pool of poolSize (0: go-redis's default) and
 // checks that it accepts the credentials and the TLS settings. Bad settings
 // are usage errors naming their flag; refused credentials fail the command.
 func (r *redisFlags) open(ctx context.Context, poolSize int) (*server.RedisConn, error) {
-	if r.url == "" {
-		return nil, usageError{errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)")}
+	if !r.given() {
+		return nil, errNoRedis
 	}
-	conn, err := server.RedisConfig{URL: r.url, PoolSize: poolSize, CAFile: r.caFile, CertFile: r.certFile, KeyFile: r.keyFile}.Open()
+	conn, err := r.config(poolSize).Open()
 	var ce *server.RedisConfigError
 	switch {
 	case errors.As(err, &ce):
+		if errors.Is(err, server.ErrRedisTopologies) {
+			return nil, usageError{errors.New("--redis-url, --redis-cluster and --redis-sentinel exclude each other")}
+		}
 		return nil, usageError{fmt.Errorf("%s: %w", redisFlagNames[ce.Field], ce.Err)}
 	case err != nil:
 		return nil, usageError{err}
@@ -257,6 +304,33 @@ func (r *redisFlags) open(ctx context.Context, poolSize int) (*server.RedisConn,
 		return nil, err
 	}
 	return conn, nil
+}
+
+// resolveShards returns the number of index shards for conn: what the
+// Redis already uses, or --index-shards, or the default (see
+// statemachine.ResolveShards). A mismatch is a usage error. A Redis that
+// does not answer within 10s leaves the flag's value or the default, with
+// a warning: processes start without Redis and wait for it.
+func (r *redisFlags) resolveShards(ctx context.Context, conn *server.RedisConn, log *slog.Logger) (int, error) {
+	want := max(r.shards, 0)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		n, err := statemachine.ResolveShards(ctx, conn.Client, want)
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, statemachine.ErrShardsMismatch):
+			return 0, usageError{fmt.Errorf("--index-shards: %w", err)}
+		}
+		select {
+		case <-ctx.Done():
+			n = cmp.Or(want, statemachine.DefaultShards(conn.Client))
+			log.Warn("cannot read the index shards this Redis uses; going on with the configured or default number", "shards", n, "err", err)
+			return n, nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // apiFlags are the settings of the API (api, dev).

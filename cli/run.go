@@ -18,7 +18,8 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("dev", "The whole system in one process, on an embedded miniredis unless --redis-url is set.", env.Stderr)
 	var r redisFlags
 	r.register(fs)
-	fs.Lookup("redis-url").Usage += "; empty embeds miniredis"
+	r.registerShards(fs)
+	fs.Lookup("redis-url").Usage += "; without it, --redis-cluster or --redis-sentinel, dev embeds miniredis"
 	simListen := fs.String("sim-listen", "127.0.0.1:0", "simulators address (port 0 picks a free one)")
 	var a apiFlags
 	var w workerFlags
@@ -74,9 +75,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 			return usageError{err}
 		}
 	}
+	wc.Store.Shards = max(r.shards, 0)
 	d, err := server.StartDev(server.DevConfig{
-		RedisURL: r.url, RedisCAFile: r.caFile, RedisCertFile: r.certFile, RedisKeyFile: r.keyFile,
-		SimListen: *simListen, Providers: p.config(), Sim: sc,
+		Redis: r.config(0), SimListen: *simListen, Providers: p.config(), Sim: sc,
 		API: ac, Worker: wc, Logger: log,
 	})
 	if err != nil {
@@ -101,6 +102,7 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 	var dur durabilityFlag
 	var wf workflowFlags
 	r.register(fs)
+	r.registerShards(fs)
 	a.register(fs)
 	l.register(fs, "json")
 	dur.register(fs, "fsync")
@@ -135,6 +137,9 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	if cfg.Store.Shards, err = r.resolveShards(ctx, conn, log); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	cfg.Store.Retention = *retention
 	server.CheckDurability(ctx, conn.Client, cfg.Store.Durability, log)
@@ -148,7 +153,7 @@ func runAPI(ctx context.Context, env *Env, args []string) error {
 
 func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("worker", "A worker: runs workflow steps from the queues against the providers.", env.Stderr)
-	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics on; empty serves none")
+	metricsListen := fs.String("metrics-listen", "", "address to serve /metrics, /healthz and /readyz on; empty serves none")
 	var r redisFlags
 	var w workerFlags
 	var fl flowFlags
@@ -157,6 +162,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	var dur durabilityFlag
 	var wf workflowFlags
 	r.register(fs)
+	r.registerShards(fs)
 	w.register(fs)
 	fl.register(fs)
 	p.register(fs)
@@ -190,8 +196,8 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	wc.Logger = log
 	var missing []error
-	if r.url == "" {
-		missing = append(missing, errors.New("--redis-url is required (or ORDERFLOW_REDIS_URL)"))
+	if !r.given() {
+		missing = append(missing, errNoRedis.err)
 	}
 	for _, f := range []struct{ flag, val string }{{"payment-url", p.payment}, {"inventory-url", p.inventory}, {"shipping-url", p.shipping}} {
 		if f.val == "" {
@@ -210,6 +216,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	if wc.Store.Shards, err = r.resolveShards(ctx, conn, log); err != nil {
+		return err
+	}
 	reg := newRegistry()
 	worker, err := server.NewWorker(conn.Client, prov, wc, reg)
 	if err != nil {
@@ -220,7 +229,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	var metrics *server.HTTPService
 	if *metricsListen != "" {
-		if metrics, err = server.ListenHTTP(*metricsListen, server.MetricsHandler(reg), log); err != nil {
+		if metrics, err = server.ListenHTTP(*metricsListen, server.HealthHandler(reg, worker.Ping), log); err != nil {
 			worker.Shutdown()
 			return err
 		}

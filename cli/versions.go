@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/orderflow/orderflow/engine"
@@ -31,6 +32,7 @@ func runVersions(ctx context.Context, env *Env, args []string) error {
 	var r redisFlags
 	var wf workflowFlags
 	r.register(fs)
+	r.registerShards(fs)
 	wf.register(fs, false, true)
 	if err := parseFlags(fs, args); err != nil {
 		return usage(err)
@@ -66,7 +68,11 @@ func runVersions(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	store := statemachine.NewStore(conn.Client, statemachine.StoreConfig{})
+	shards, err := r.resolveShards(ctx, conn, slog.New(slog.NewTextHandler(env.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	store := statemachine.NewStore(conn.Client, statemachine.StoreConfig{Shards: shards})
 	defer store.Close()
 	eng, err := engine.New(engine.Config{}, store, reg, nil, tasks.NewQueue(conn.Client, tasks.QueueConfig{}), nil)
 	if err != nil {

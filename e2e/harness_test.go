@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,23 @@ type options struct {
 	workerRegistry *statemachine.Registry
 	// wrap, when set, wraps the worker's providers (to see what it calls).
 	wrap func(providers.Set) providers.Set
+	// createHook is the API store's CreateHook; pickupGrace, when set, is
+	// the API's pickup deadline for new orders.
+	createHook  func(statemachine.CreateStep) error
+	pickupGrace time.Duration
+}
+
+// withCluster are the backends of the core order flows: the conformance
+// backends and a 3-master Redis Cluster.
+var withCluster = append(slices.Clone(redistest.Backends), redistest.BackendCluster)
+
+// redisConfig is how the processes of a test reach r: its URL, or its
+// cluster's seeds.
+func redisConfig(r *redistest.Instance, poolSize int) server.RedisConfig {
+	if r.Cluster != nil {
+		return server.RedisConfig{Cluster: r.Cluster.Seeds(), PoolSize: poolSize}
+	}
+	return server.RedisConfig{URL: r.URL, PoolSize: poolSize}
 }
 
 // registry is the bundle's registry of workflow versions.
@@ -98,7 +116,7 @@ func testLogger(t testing.TB) *slog.Logger {
 func setup(t *testing.T, r *redistest.Instance, o options) *testBundle {
 	t.Helper()
 	log := testLogger(t)
-	conn, err := server.OpenRedis(r.URL, 64)
+	conn, err := redisConfig(r, 64).Open()
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	b := &testBundle{redis: r, conn: conn, ledger: providers.NewLedger(conn.Client)}
@@ -114,6 +132,8 @@ func setup(t *testing.T, r *redistest.Instance, o options) *testBundle {
 	}
 	ac := server.APIConfig{Listen: "127.0.0.1:0", Logger: log, Registry: cmp.Or(o.apiRegistry, o.registry())}
 	ac.Store.Retention = o.retention
+	ac.Store.CreateHook = o.createHook
+	ac.Engine.PickupGrace = o.pickupGrace
 	b.api, err = server.StartAPI(conn, ac, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.api.Shutdown(context.Background()) })

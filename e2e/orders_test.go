@@ -21,7 +21,7 @@ const settle = 15 * time.Second
 
 func TestHappyPath(t *testing.T) {
 	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+	redistest.EachOf(t, withCluster, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r, options{})
 		created := b.post(t, order("happy-1", "cust-42"))
 		require.Equal(t, "running", created.Status)
@@ -50,7 +50,7 @@ func TestHappyPath(t *testing.T) {
 
 func TestDeclineReleasesStock(t *testing.T) {
 	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+	redistest.EachOf(t, withCluster, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r, options{sim: providers.SimConfig{
 			InitialStock: 10,
 			Payment:      providers.Faults{DeclineCustomers: []string{"broke"}},
@@ -146,7 +146,7 @@ func TestExhaustedChargeIsSettledThenCompensated(t *testing.T) {
 
 func TestRetriedFailuresThenSuccess(t *testing.T) {
 	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+	redistest.EachOf(t, withCluster, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r, options{sim: providers.SimConfig{
 			Inventory: providers.Faults{RateLimitRate: 1, RetryAfter: time.Second},
 			Shipping:  providers.Faults{FailureRate: 1},
@@ -246,7 +246,7 @@ func TestConcurrentIdempotentPostsCreateOneOrder(t *testing.T) {
 
 func TestCancelMidChargeCompensates(t *testing.T) {
 	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+	redistest.EachOf(t, withCluster, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r, options{sim: providers.SimConfig{
 			InitialStock: 10,
 			Payment:      providers.Faults{Latency: 300 * time.Millisecond},

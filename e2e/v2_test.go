@@ -52,7 +52,7 @@ func (b *testBundle) transitionsOf(t testing.TB, id string) []string {
 
 func TestV2ApprovedOrderShipsWithProgress(t *testing.T) {
 	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+	redistest.EachOf(t, withCluster, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r, v2(providers.SimConfig{Shipping: providers.Faults{ShipmentDuration: 600 * time.Millisecond}},
 			statemachine.OrderV2Options{Warehouses: []string{"east", "west"}}))
 		created := b.post(t, order("v2-ok", "cust-1"))

@@ -16,7 +16,7 @@ import (
 // client polling.
 func TestWaitForAnOrderToFinish(t *testing.T) {
 	t.Parallel()
-	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+	redistest.EachOf(t, withCluster, func(t *testing.T, r *redistest.Instance) {
 		b := setup(t, r, options{sim: providers.SimConfig{Payment: providers.Faults{Latency: 200 * time.Millisecond}}})
 		b.post(t, order("wait-1", "cust-1"))
 		res := b.do(t, http.MethodGet, "/v1/orders/wait-1?wait=20s", nil)

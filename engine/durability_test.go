@@ -77,6 +77,34 @@ func TestDurabilityReplicasGatesAcknowledgementsAndEffects(t *testing.T) {
 	require.Equal(t, statemachine.OrderCompleted, b.load(t, "o2").State)
 }
 
+// While the replicas are away (a failover left the master without one, a
+// replica resynchronises), a step's tries use up no attempt: after the first
+// write that fails its wait, the store holds durable writes back, writing
+// nothing, until enough replicas are in sync again. Otherwise an outage of
+// the replicas would fail orders.
+func TestDurabilityOutageUsesNoAttempts(t *testing.T) {
+	t.Parallel()
+	master := redistest.New(t, redistest.BackendRedis)
+	durable := statemachine.StoreConfig{Durability: statemachine.Durability{Mode: statemachine.DurabilityReplicas, Replicas: 1, Timeout: 200 * time.Millisecond}}
+	b := setup(t, master, setupOpts{storeCfg: durable})
+	plain := setup(t, master, setupOpts{})
+	plain.start(t, "o1")
+
+	for range 10 {
+		err := b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue})
+		require.ErrorIs(t, err, statemachine.ErrNotDurable)
+	}
+	in := b.load(t, "o1")
+	require.Equal(t, 1, in.Attempts[statemachine.StepReserve], "only the first try wrote an attempt")
+	require.Zero(t, b.prov.Applied(providers.OpReserve))
+
+	startReplica(t, master)
+	require.Eventually(t, func() bool {
+		return b.eng.Advance(context.Background(), "o1", engine.AdvanceOptions{Queue: statemachine.DefaultQueue}) == nil
+	}, 10*time.Second, 150*time.Millisecond, "the step goes on once the replica is in sync")
+	require.Equal(t, statemachine.OrderCompleted, b.load(t, "o1").State)
+}
+
 // --durability fsync checks at start-up that Redis runs appendonly with
 // appendfsync always, and warns otherwise.
 func TestDurabilityFsyncWarnsWithoutAppendfsyncAlways(t *testing.T) {

@@ -19,7 +19,7 @@ func (e *Engine) RunReaper(ctx context.Context) {
 	defer t.Stop()
 	trim := time.NewTicker(e.cfg.TrimInterval)
 	defer trim.Stop()
-	var cursor int64
+	var cursor statemachine.TrimCursor
 	for {
 		select {
 		case <-ctx.Done():

@@ -6,7 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,10 +38,10 @@ func (e *Engine) RunWake(ctx context.Context, rdb redis.UniversalClient) {
 		return
 	}
 	done := make(chan struct{})
-	for range n {
+	for i := range n {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			e.wakeLoop(ctx, rdb)
+			e.wakeLoop(ctx, rdb, i, n)
 		}()
 	}
 	for range n {
@@ -63,7 +63,19 @@ func (e *Engine) freed() {
 	}
 }
 
-func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
+// wakeLoop is wake goroutine i of n. It reads the wake lists of shard i
+// (mod the shards): with at least as many goroutines as shards, every
+// shard always has a reader. With fewer, each goroutine moves on to its
+// next shard (i+n, i+2n, ...) whenever a read times out, and reads with a
+// timeout shortened in proportion, so that every shard is read now and
+// then; an announcement that waits costs at most the asynq task's poll.
+func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient, i, n int) {
+	shards := e.store.Shards().N()
+	shard := i % shards
+	timeout := e.cfg.WakeTimeout
+	if n < shards {
+		timeout = max(timeout*time.Duration(n)/time.Duration(shards), 100*time.Millisecond)
+	}
 	for ctx.Err() == nil {
 		if e.stopping.Load() || !e.hasCapacity() {
 			// Wait for an advance to end; the timer is a fallback for a
@@ -76,9 +88,12 @@ func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 			}
 			continue
 		}
-		res, err := rdb.BLPop(ctx, e.cfg.WakeTimeout, e.wakeKeys()...).Result()
+		res, err := blpop(ctx, rdb, timeout, e.wakeKeys(shard))
 		switch {
 		case errors.Is(err, redis.Nil):
+			if n < shards {
+				shard = (shard + n) % shards
+			}
 			continue
 		case err != nil:
 			if ctx.Err() == nil {
@@ -90,7 +105,7 @@ func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 			}
 			continue
 		}
-		queue, id := strings.TrimPrefix(res[0], statemachine.WakePrefix), res[1]
+		queue, id := statemachine.QueueOfWakeKey(res[0]), res[1]
 		e.wakeInFlight.Add(1)
 		// Not cancelled with the loop: a stopping worker lets the running
 		// step finish and record its result, then hands off (see Stop).
@@ -104,11 +119,11 @@ func (e *Engine) wakeLoop(ctx context.Context, rdb redis.UniversalClient) {
 	}
 }
 
-// wakeKeys returns the wake lists of the worker's queues in the order to
-// read them: BLPOP serves the first non-empty list, so the order is drawn
-// at random with each queue's weight (as asynq draws its queues), and no
-// queue starves.
-func (e *Engine) wakeKeys() []string {
+// wakeKeys returns the wake lists of the worker's queues in shard, in the
+// order to read them: BLPOP serves the first non-empty list, so the order
+// is drawn at random with each queue's weight (as asynq draws its queues),
+// and no queue starves.
+func (e *Engine) wakeKeys(shard int) []string {
 	type keyed struct {
 		key  string
 		rank float64
@@ -116,7 +131,7 @@ func (e *Engine) wakeKeys() []string {
 	ks := make([]keyed, 0, len(e.cfg.Queues))
 	for q, w := range e.cfg.Queues {
 		// Efraimidis–Spirakis: the largest u^(1/w) first.
-		ks = append(ks, keyed{statemachine.WakeKey(q), math.Log(1-rand.Float64()) / float64(max(w, 1))})
+		ks = append(ks, keyed{e.store.Shards().WakeKey(shard, q), math.Log(1-rand.Float64()) / float64(max(w, 1))})
 	}
 	sort.Slice(ks, func(i, j int) bool { return ks[i].rank > ks[j].rank })
 	out := make([]string, len(ks))
@@ -124,4 +139,20 @@ func (e *Engine) wakeKeys() []string {
 		out[i] = k.key
 	}
 	return out
+}
+
+// blpop is BLPOP with a timeout that may be under a second (go-redis's
+// BLPop rounds those up to one second; Redis takes fractions of a second
+// since 6.0).
+func blpop(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration, keys []string) ([]string, error) {
+	if timeout >= time.Second {
+		return rdb.BLPop(ctx, timeout, keys...).Result()
+	}
+	args := make([]any, 0, len(keys)+2)
+	args = append(args, "blpop")
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	args = append(args, strconv.FormatFloat(timeout.Seconds(), 'f', 3, 64))
+	return rdb.Do(ctx, args...).StringSlice()
 }

@@ -120,7 +120,7 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 		store.Close()
 		return nil, err
 	}
-	monitor := web.NewMonitor(conn, !cfg.MonitorWritable)
+	monitor := web.NewMonitor(conn.MonitorOpt(), !cfg.MonitorWritable)
 	var gatherer prometheus.Gatherer
 	if reg != nil {
 		gatherer = reg

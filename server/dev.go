@@ -18,11 +18,16 @@ import (
 
 // DevConfig configures `orderflow dev`: the whole system in one process.
 type DevConfig struct {
-	// RedisURL is the Redis to use. Empty: an embedded miniredis.
+	// RedisURL is the Redis to use. Empty: Redis, or else an embedded
+	// miniredis.
 	RedisURL string
 	// RedisCAFile, RedisCertFile and RedisKeyFile configure TLS for a
 	// rediss:// RedisURL (see RedisConfig).
 	RedisCAFile, RedisCertFile, RedisKeyFile string
+	// Redis is the Redis to use when RedisURL is empty: a cluster, a
+	// Sentinel-managed master, or a URL with separate credentials. Empty
+	// (no URL, Cluster or Sentinel): an embedded miniredis.
+	Redis RedisConfig
 	// SimListen is where the provider simulators listen. Default
 	// 127.0.0.1:0 (a free port).
 	SimListen string
@@ -65,17 +70,19 @@ func StartDev(cfg DevConfig) (_ *Dev, err error) {
 			_ = d.Shutdown(ctx)
 		}
 	}()
-	url := cfg.RedisURL
-	if url == "" {
+	rc := cfg.Redis
+	if cfg.RedisURL != "" {
+		rc = RedisConfig{URL: cfg.RedisURL, CAFile: cfg.RedisCAFile, CertFile: cfg.RedisCertFile, KeyFile: cfg.RedisKeyFile}
+	}
+	if rc.URL == "" && rc.Cluster == "" && rc.Sentinel == "" {
 		d.mini = miniredis.NewMiniRedis()
 		d.mini.ClockTTL(true)
 		if err := d.mini.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("starting embedded redis: %w", err)
 		}
-		url = "redis://" + d.mini.Addr()
+		rc.URL = "redis://" + d.mini.Addr()
 	}
-	pool := 2*cfg.Worker.WithDefaults().Concurrency + 20
-	rc := RedisConfig{URL: url, PoolSize: pool, CAFile: cfg.RedisCAFile, CertFile: cfg.RedisCertFile, KeyFile: cfg.RedisKeyFile}
+	rc.PoolSize = 2*cfg.Worker.WithDefaults().Concurrency + 20
 	if d.conn, err = rc.Open(); err != nil {
 		return nil, err
 	}

@@ -18,29 +18,53 @@ import (
 
 // RedisConn is how every component of a process reaches Redis: one shared
 // go-redis UniversalClient (handed to asynq's client, server and inspector
-// alike), and a factory of separate clients with the same options for
-// asynqmon, which closes its own.
+// alike) over a single node, a Redis Cluster or a Sentinel-managed master,
+// and the settings that asynqmon, which builds and closes its own client,
+// gets through MonitorOpt.
 type RedisConn struct {
 	Client redis.UniversalClient
-	opts   *redis.Options
+	// Exactly one of these is set, after the topology.
+	opts     *redis.Options
+	cluster  *redis.ClusterOptions
+	failover *redis.FailoverOptions
 }
 
-// RedisConfig is how a process reaches Redis. Every field's comment gives
-// its default.
+// RedisConfig is how a process reaches Redis: exactly one of URL, Cluster
+// and Sentinel. Every field's comment gives its default.
 type RedisConfig struct {
-	// URL is redis://[user:pass@]host:port/db, or rediss:// for TLS.
-	// Required.
+	// URL is redis://[user:pass@]host:port/db, or rediss:// for TLS, for a
+	// single node. Default none.
 	URL string
-	// PoolSize is the shared client's pool size. Default go-redis's.
+	// Cluster is the comma-separated seed addresses (host:port,...) of a
+	// Redis Cluster. Default none.
+	Cluster string
+	// Sentinel is "<master-name>@host:port,host:port": the Sentinels that
+	// know which node is the master. Default none.
+	Sentinel string
+	// Username and Password authenticate to the data nodes (for URL they
+	// replace the URL's own). Default none.
+	Username, Password string
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels.
+	// Default none.
+	SentinelUsername, SentinelPassword string
+	// TLS turns TLS on for Cluster and Sentinel (a URL asks for it with
+	// rediss://). Default false.
+	TLS bool
+	// PoolSize is the shared client's pool size (per node on a cluster).
+	// Default go-redis's.
 	PoolSize int
 	// CAFile is a PEM file of the CAs that sign the server's certificate,
-	// in place of the system's. Needs a rediss:// URL. Default none.
+	// in place of the system's. Needs TLS. Default none.
 	CAFile string
 	// CertFile and KeyFile are a PEM client certificate and its key, for a
 	// Redis that requires client certificates. They go together and need
-	// a rediss:// URL. Default none.
+	// TLS. Default none.
 	CertFile, KeyFile string
 }
+
+// ErrRedisTopologies is a RedisConfig with more than one of URL, Cluster
+// and Sentinel.
+var ErrRedisTopologies = errors.New("URL, Cluster and Sentinel exclude each other")
 
 // RedisConfigError is a bad RedisConfig; Field names the field.
 type RedisConfigError struct {
@@ -62,11 +86,34 @@ func OpenRedis(rawURL string, poolSize int) (*RedisConn, error) {
 // Open checks the config and opens a shared client. It does not connect:
 // see RedisConn.Check.
 func (c RedisConfig) Open() (*RedisConn, error) {
+	set := 0
+	for _, v := range []string{c.URL, c.Cluster, c.Sentinel} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set > 1:
+		return nil, &RedisConfigError{Field: "URL", Err: ErrRedisTopologies}
+	case c.Cluster != "":
+		return c.openCluster()
+	case c.Sentinel != "":
+		return c.openSentinel()
+	}
 	opts, err := ParseRedisURL(c.URL)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.configureTLS(opts); err != nil {
+	if c.TLS && opts.TLSConfig == nil {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if c.Username != "" {
+		opts.Username = c.Username
+	}
+	if c.Password != "" {
+		opts.Password = c.Password
+	}
+	if err := c.configureTLS(opts.TLSConfig); err != nil {
 		return nil, err
 	}
 	if c.PoolSize > 0 {
@@ -84,21 +131,26 @@ func (c RedisConfig) Open() (*RedisConn, error) {
 	opts.Protocol = 2
 	opts.DisableIdentity = true
 	opts.MaintNotificationsConfig = maintNotificationsOff()
-	return &RedisConn{Client: redis.NewClient(opts), opts: opts}, nil
+	base := *opts // NewClient fills in opts; clones start from the settings
+	return &RedisConn{Client: redis.NewClient(opts), opts: &base}, nil
 }
 
-// configureTLS adds the CA and the client certificate to the TLS config
-// that redis.ParseURL made for a rediss:// URL.
-func (c RedisConfig) configureTLS(opts *redis.Options) error {
+// configureTLS adds the CA and the client certificate to cfg, the TLS
+// config of the connections (nil without TLS).
+func (c RedisConfig) configureTLS(cfg *tls.Config) error {
 	if c.CAFile == "" && c.CertFile == "" && c.KeyFile == "" {
 		return nil
 	}
-	if opts.TLSConfig == nil {
+	if cfg == nil {
 		field := "CAFile"
 		if c.CAFile == "" {
 			field = "CertFile"
 		}
-		return &RedisConfigError{Field: field, Err: errors.New("needs a rediss:// URL")}
+		need := "needs a rediss:// URL"
+		if c.URL == "" {
+			need = "needs TLS"
+		}
+		return &RedisConfigError{Field: field, Err: errors.New(need)}
 	}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
@@ -109,7 +161,7 @@ func (c RedisConfig) configureTLS(opts *redis.Options) error {
 		if !pool.AppendCertsFromPEM(pem) {
 			return &RedisConfigError{Field: "CAFile", Err: fmt.Errorf("%s holds no PEM certificate", c.CAFile)}
 		}
-		opts.TLSConfig.RootCAs = pool
+		cfg.RootCAs = pool
 	}
 	switch {
 	case c.CertFile == "" && c.KeyFile == "":
@@ -122,7 +174,7 @@ func (c RedisConfig) configureTLS(opts *redis.Options) error {
 		if err != nil {
 			return &RedisConfigError{Field: "CertFile", Err: err}
 		}
-		opts.TLSConfig.Certificates = []tls.Certificate{cert}
+		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return nil
 }
@@ -161,20 +213,38 @@ func (c *RedisConn) Check(ctx context.Context) error {
 	case err == nil:
 		return nil
 	case redis.HasErrorPrefix(err, "WRONGPASS"), redis.HasErrorPrefix(err, "NOAUTH"), redis.HasErrorPrefix(err, "NOPERM"):
-		return fmt.Errorf("redis at %s refused the credentials: %w", c.opts.Addr, err)
+		return fmt.Errorf("redis at %s refused the credentials: %w", c.Addr(), err)
 	case errors.As(err, &verify), errors.As(err, &record),
 		errors.As(err, &op) && op.Op == "remote error": // a TLS alert, such as "certificate required"
-		return fmt.Errorf("redis at %s: TLS failed: %w", c.opts.Addr, err)
+		return fmt.Errorf("redis at %s: TLS failed: %w", c.Addr(), err)
 	}
 	return nil
 }
 
 // MakeRedisClient implements asynq.RedisConnOpt: it returns a new client
-// with the shared options (credentials and TLS included), owned by the
-// caller.
-func (c *RedisConn) MakeRedisClient() any {
+// with the shared options (credentials and TLS included) and a small pool,
+// owned by the caller.
+func (c *RedisConn) MakeRedisClient() any { return c.NewClient(4) }
+
+// NewClient returns a new client of the same topology and settings as the
+// shared one, with a pool of poolSize connections (per node on a cluster),
+// owned by the caller: for work that must close its client on its own, such
+// as the wake path's blocking reads.
+func (c *RedisConn) NewClient(poolSize int) redis.UniversalClient {
+	switch {
+	case c.cluster != nil:
+		o := *c.cluster
+		o.PoolSize = poolSize
+		o.MaintNotificationsConfig = maintNotificationsOff()
+		return redis.NewClusterClient(&o)
+	case c.failover != nil:
+		o := *c.failover
+		o.PoolSize = poolSize
+		return redis.NewFailoverClient(&o)
+	}
 	o := *c.opts
-	o.PoolSize = 4
+	o.PoolSize = poolSize
+	o.MaintNotificationsConfig = maintNotificationsOff()
 	return redis.NewClient(&o)
 }
 

@@ -110,6 +110,7 @@ func NewWorker(rdb redis.UniversalClient, p providers.Set, cfg WorkerConfig, reg
 		names = append(names, q)
 	}
 	backlog := tasks.NewBacklog(rdb, names, 250*time.Millisecond)
+	registerBacklog(reg, backlog, names)
 	store := statemachine.NewStore(rdb, cfg.Store)
 	queue := tasks.NewQueue(rdb, tasks.QueueConfig{})
 	cfg.Engine.Concurrency, cfg.Engine.Queues, cfg.Engine.Backlog = cfg.Concurrency, queues, backlog.Len
@@ -172,6 +173,23 @@ func flowConfig(cfg WorkerConfig) flowcontrol.Config {
 
 // Flow returns the worker's flow control, or nil when none is configured.
 func (w *Worker) Flow() *flowcontrol.Flow { return w.flow }
+// registerBacklog exports how many tasks wait in each queue the worker
+// serves, as the gauge orderflow_queue_pending{queue}, which an autoscaler
+// can follow (every worker reports the same lists: take the max by queue).
+func registerBacklog(reg prometheus.Registerer, b *tasks.Backlog, queues []string) {
+	if reg == nil {
+		return
+	}
+	for _, q := range queues {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "orderflow_queue_pending", Help: "Tasks waiting in an asynq queue (its pending list), refreshed every 250ms.",
+			ConstLabels: prometheus.Labels{"queue": q},
+		}, func() float64 { return float64(b.Len(q)) }))
+	}
+}
+
+// Ping checks that Redis answers (readiness).
+func (w *Worker) Ping(ctx context.Context) error { return w.store.Ping(ctx) }
 
 // Engine returns the worker's engine.
 func (w *Worker) Engine() *engine.Engine { return w.engine }

@@ -10,16 +10,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The due index (DueKey) holds every unfinished instance with the time at
-// which the reaper must look at it if nothing else has: the end of its
-// lease, a retry, or a pickup deadline. It is a safety net, so its updates
-// are batched: many instances' updates go out as one ZADD and one ZREM. A
-// batch lost in a crash only makes the reaper look at an instance sooner or
-// later than needed; the reaper always checks the record before acting.
+// The due index (Shards.DueKey, one sorted set per shard) holds every
+// unfinished instance with the time at which the reaper must look at it if
+// nothing else has: the end of its lease, a retry, or a pickup deadline. It
+// is a safety net, so its updates are batched: many instances' updates go
+// out as one ZADD and one ZREM per shard. A batch lost in a crash only makes
+// the reaper look at an instance sooner or later than needed; the reaper
+// always checks the record before acting.
 
 // dueBatcher collects due-index updates and writes them every interval.
 type dueBatcher struct {
 	rdb      redis.UniversalClient
+	shards   Shards
 	interval time.Duration
 
 	mu      sync.Mutex
@@ -32,9 +34,9 @@ type dueBatcher struct {
 	once    sync.Once
 }
 
-func newDueBatcher(rdb redis.UniversalClient, interval time.Duration) *dueBatcher {
+func newDueBatcher(rdb redis.UniversalClient, shards Shards, interval time.Duration) *dueBatcher {
 	b := &dueBatcher{
-		rdb: rdb, interval: interval,
+		rdb: rdb, shards: shards, interval: interval,
 		adds: map[string]int64{}, removes: map[string]struct{}{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
 	}
@@ -99,19 +101,21 @@ func (b *dueBatcher) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if len(adds) > 0 {
-			zs := make([]redis.Z, 0, len(adds))
-			for id, at := range adds {
-				zs = append(zs, redis.Z{Score: float64(at), Member: id})
-			}
-			p.ZAdd(ctx, DueKey, zs...)
+		zs := make(map[int][]redis.Z)
+		for id, at := range adds {
+			k := b.shards.Of(id)
+			zs[k] = append(zs[k], redis.Z{Score: float64(at), Member: id})
 		}
-		if len(removes) > 0 {
-			ms := make([]any, 0, len(removes))
-			for id := range removes {
-				ms = append(ms, id)
-			}
-			p.ZRem(ctx, DueKey, ms...)
+		for k, z := range zs {
+			p.ZAdd(ctx, b.shards.DueKey(k), z...)
+		}
+		ms := make(map[int][]any)
+		for id := range removes {
+			k := b.shards.Of(id)
+			ms[k] = append(ms[k], id)
+		}
+		for k, m := range ms {
+			p.ZRem(ctx, b.shards.DueKey(k), m...)
 		}
 		return nil
 	})
@@ -162,18 +166,35 @@ type DueEntry struct {
 	At int64
 }
 
-// DueBefore returns up to limit instances due at or before t.
+// DueBefore returns instances due at or before t: up to limit in all,
+// taken from every shard (at most limit/N + 1 from each), in one round
+// trip.
 func (s *Store) DueBefore(ctx context.Context, t time.Time, limit int64) ([]DueEntry, error) {
-	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-		Key: DueKey, Start: "-inf", Stop: fmt.Sprint(t.UnixMilli()), ByScore: true, Count: limit,
-	}).Result()
-	if err != nil {
+	n := s.shards.N()
+	per := limit
+	if n > 1 {
+		per = max(limit/int64(n)+1, 16)
+	}
+	cmds := make([]*redis.ZSliceCmd, n)
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k := range n {
+			cmds[k] = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+				Key: s.shards.DueKey(k), Start: "-inf", Stop: fmt.Sprint(t.UnixMilli()), ByScore: true, Count: per,
+			})
+		}
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("reading due index: %w", err)
 	}
-	out := make([]DueEntry, 0, len(zs))
-	for _, z := range zs {
-		id, _ := z.Member.(string)
-		out = append(out, DueEntry{ID: id, At: int64(z.Score)})
+	var out []DueEntry
+	for _, c := range cmds {
+		for _, z := range c.Val() {
+			id, _ := z.Member.(string)
+			out = append(out, DueEntry{ID: id, At: int64(z.Score)})
+		}
+	}
+	if int64(len(out)) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }
@@ -181,7 +202,7 @@ func (s *Store) DueBefore(ctx context.Context, t time.Time, limit int64) ([]DueE
 // ClaimDue moves a due entry to next if its score is still e.At, so that only
 // one reaper acts on it. It reports whether this caller won.
 func (s *Store) ClaimDue(ctx context.Context, e DueEntry, next time.Time) (bool, error) {
-	n, err := s.sc.dueClaim.Run(ctx, s.rdb, []string{DueKey}, e.ID, e.At, next.UnixMilli()).Int()
+	n, err := s.sc.dueClaim.Run(ctx, s.rdb, []string{s.shards.DueKey(s.shards.Of(e.ID))}, e.ID, e.At, next.UnixMilli()).Int()
 	if err != nil {
 		return false, fmt.Errorf("claiming due entry: %w", err)
 	}
@@ -190,7 +211,7 @@ func (s *Store) ClaimDue(ctx context.Context, e DueEntry, next time.Time) (bool,
 
 // RemoveDue removes an entry from the due index now.
 func (s *Store) RemoveDue(ctx context.Context, id string) error {
-	if err := s.rdb.ZRem(ctx, DueKey, id).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.rdb.ZRem(ctx, s.shards.DueKey(s.shards.Of(id)), id).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("removing due entry: %w", err)
 	}
 	return nil
@@ -203,14 +224,14 @@ func (s *Store) RemoveDue(ctx context.Context, id string) error {
 // lease end. A non-empty wakeQueue also announces the instance on that
 // queue's wake list, in the same round trip.
 func (s *Store) ScheduleDue(ctx context.Context, id string, at time.Time, wakeQueue string) error {
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+	k := s.shards.Of(id)
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, s.shards.DueKey(k), redis.Z{Score: float64(at.UnixMilli()), Member: id})
 		if wakeQueue != "" {
-			wake(ctx, p, wakeQueue, id)
+			s.wake(ctx, p, k, wakeQueue, id)
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return fmt.Errorf("writing due entry: %w", err)
 	}
 	return nil
@@ -234,8 +255,9 @@ func (s *Store) RedisNow(ctx context.Context) (time.Time, error) {
 // at it now and then).
 func (s *Store) Park(ctx context.Context, id string, at, recheck time.Time) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, DeadLetterKey, redis.Z{Score: float64(at.UnixMilli()), Member: id})
-		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(recheck.UnixMilli()), Member: id})
+		k := s.shards.Of(id)
+		p.ZAdd(ctx, s.shards.DeadLetterKey(k), redis.Z{Score: float64(at.UnixMilli()), Member: id})
+		p.ZAdd(ctx, s.shards.DueKey(k), redis.Z{Score: float64(recheck.UnixMilli()), Member: id})
 		return nil
 	})
 	if err != nil {
@@ -246,7 +268,7 @@ func (s *Store) Park(ctx context.Context, id string, at, recheck time.Time) erro
 
 // Unpark takes an instance out of the dead-letter index.
 func (s *Store) Unpark(ctx context.Context, id string) error {
-	if err := s.rdb.ZRem(ctx, DeadLetterKey, id).Err(); err != nil {
+	if err := s.rdb.ZRem(ctx, s.shards.DeadLetterKey(s.shards.Of(id)), id).Err(); err != nil {
 		return fmt.Errorf("unparking instance: %w", err)
 	}
 	return nil
@@ -254,7 +276,7 @@ func (s *Store) Unpark(ctx context.Context, id string) error {
 
 // Parked reports whether an instance is in the dead-letter index.
 func (s *Store) Parked(ctx context.Context, id string) (bool, error) {
-	_, err := s.rdb.ZScore(ctx, DeadLetterKey, id).Result()
+	_, err := s.rdb.ZScore(ctx, s.shards.DeadLetterKey(s.shards.Of(id)), id).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return false, nil
@@ -266,9 +288,18 @@ func (s *Store) Parked(ctx context.Context, id string) (bool, error) {
 
 // DeadLetters returns how many instances have a parked step.
 func (s *Store) DeadLetters(ctx context.Context) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, DeadLetterKey).Result()
-	if err != nil {
+	cmds := make([]*redis.IntCmd, s.shards.N())
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k := range cmds {
+			cmds[k] = p.ZCard(ctx, s.shards.DeadLetterKey(k))
+		}
+		return nil
+	}); err != nil {
 		return 0, fmt.Errorf("counting dead letters: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }
@@ -279,7 +310,7 @@ func (s *Store) ClaimDueBatch(ctx context.Context, entries []DueEntry, next time
 	cmds := make([]*redis.Cmd, len(entries))
 	err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		for i, e := range entries {
-			cmds[i] = s.sc.dueClaim.EvalSha(ctx, p, []string{DueKey}, e.ID, e.At, next.UnixMilli())
+			cmds[i] = s.sc.dueClaim.EvalSha(ctx, p, []string{s.shards.DueKey(s.shards.Of(e.ID))}, e.ID, e.At, next.UnixMilli())
 		}
 	})
 	if err != nil {
@@ -342,20 +373,21 @@ func (s *Store) UpdateDue(ctx context.Context, updates []DueUpdate) error {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		var zs []redis.Z
-		var gone []any
+		zs := map[int][]redis.Z{}
+		gone := map[int][]any{}
 		for _, u := range updates {
+			k := s.shards.Of(u.ID)
 			if u.At.IsZero() {
-				gone = append(gone, u.ID)
+				gone[k] = append(gone[k], u.ID)
 			} else {
-				zs = append(zs, redis.Z{Score: float64(u.At.UnixMilli()), Member: u.ID})
+				zs[k] = append(zs[k], redis.Z{Score: float64(u.At.UnixMilli()), Member: u.ID})
 			}
 		}
-		if len(zs) > 0 {
-			p.ZAdd(ctx, DueKey, zs...)
+		for k, z := range zs {
+			p.ZAdd(ctx, s.shards.DueKey(k), z...)
 		}
-		if len(gone) > 0 {
-			p.ZRem(ctx, DueKey, gone...)
+		for k, g := range gone {
+			p.ZRem(ctx, s.shards.DueKey(k), g...)
 		}
 		return nil
 	})
@@ -365,21 +397,30 @@ func (s *Store) UpdateDue(ctx context.Context, updates []DueUpdate) error {
 	return nil
 }
 
-// DueStats returns how many entries the due index holds and the time of
-// the oldest (the zero time when it is empty).
+// DueStats returns how many entries the due index holds (every shard) and
+// the time of the oldest (the zero time when it is empty).
 func (s *Store) DueStats(ctx context.Context) (int64, time.Time, error) {
-	var card *redis.IntCmd
-	var head *redis.ZSliceCmd
+	n := s.shards.N()
+	cards := make([]*redis.IntCmd, n)
+	heads := make([]*redis.ZSliceCmd, n)
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		card = p.ZCard(ctx, DueKey)
-		head = p.ZRangeWithScores(ctx, DueKey, 0, 0)
+		for k := range n {
+			cards[k] = p.ZCard(ctx, s.shards.DueKey(k))
+			heads[k] = p.ZRangeWithScores(ctx, s.shards.DueKey(k), 0, 0)
+		}
 		return nil
 	}); err != nil {
 		return 0, time.Time{}, fmt.Errorf("reading due index stats: %w", err)
 	}
+	var total int64
 	var oldest time.Time
-	if zs := head.Val(); len(zs) > 0 {
-		oldest = time.UnixMilli(int64(zs[0].Score))
+	for k := range n {
+		total += cards[k].Val()
+		if zs := heads[k].Val(); len(zs) > 0 {
+			if at := time.UnixMilli(int64(zs[0].Score)); oldest.IsZero() || at.Before(oldest) {
+				oldest = at
+			}
+		}
 	}
-	return card.Val(), oldest, nil
+	return total, oldest, nil
 }

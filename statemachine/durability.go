@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -136,6 +137,71 @@ type durabilityProbe struct {
 	probeOnce  sync.Once
 	hasWaitAOF bool
 	aofLocal   int64
+	gate       durabilityGate
+}
+
+// durabilityGate holds durable writes back while too few replicas are in
+// sync, after a durable write failed its wait (a failover left the master
+// without its replica, a replica is resynchronising). Without it, each try
+// of a step would write the beginning of an attempt, fail its wait, and use
+// the attempt up: an outage of the replicas would fail orders.
+type durabilityGate struct {
+	down    atomic.Bool // the last durable write failed its wait
+	mu      sync.Mutex
+	checked time.Time
+	ready   bool
+}
+
+// gateInterval is how often a held-back durable write reads the replicas
+// again.
+const gateInterval = 100 * time.Millisecond
+
+// readyForDurable returns ErrNotDurable, having written nothing, while the
+// last durable write failed its wait and the master that serves key still
+// has fewer replicas in sync than required (INFO replication, read at most
+// every gateInterval). Otherwise the write may go.
+func (s *Store) readyForDurable(ctx context.Context, key string) error {
+	d := s.cfg.Durability
+	g := &s.gate
+	if d.Mode != DurabilityReplicas || !g.down.Load() {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.checked) >= gateInterval {
+		var rdb redis.UniversalClient = s.rdb
+		if s.cluster != nil {
+			if node, err := s.cluster.MasterForKey(ctx, key); err == nil {
+				rdb = node
+			}
+		}
+		info, err := rdb.Info(ctx, "replication").Result()
+		g.ready = err == nil && replicasInSync(info) >= d.Replicas
+		g.checked = time.Now()
+	}
+	if !g.ready {
+		return fmt.Errorf("%w: fewer than %d replicas in sync since the last durable write", ErrNotDurable, d.Replicas)
+	}
+	return nil
+}
+
+// noteDurable records the outcome of a durable write's wait.
+func (s *Store) noteDurable(w *durableWait, err error) {
+	if w == nil {
+		return
+	}
+	s.gate.down.Store(errors.Is(err, ErrNotDurable))
+}
+
+// replicasInSync counts the replicas that INFO replication lists online.
+func replicasInSync(info string) int {
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, "state=online") {
+			n++
+		}
+	}
+	return n
 }
 
 // probe finds whether the server has WAITAOF (Redis 7.2+) and keeps an AOF
@@ -154,34 +220,65 @@ func (s *Store) probe(ctx context.Context) {
 // an operator should know about them under the store's durability setting:
 // with DurabilityFsync, a server not running appendonly with appendfsync
 // always; with DurabilityReplicas, a server with fewer connected replicas
-// than required. It fails only when Redis cannot be reached.
+// than required. On a cluster it reads every master. It fails only when
+// Redis cannot be reached.
 func (s *Store) CheckDurability(ctx context.Context) ([]string, error) {
 	d := s.cfg.Durability
+	var mu sync.Mutex
 	var warnings []string
-	switch d.Mode {
-	case DurabilityFsync:
-		v, err := s.rdb.ConfigGet(ctx, "append*").Result()
-		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return nil, err
+	warn := func(w string) {
+		mu.Lock()
+		warnings = append(warnings, w)
+		mu.Unlock()
+	}
+	err := s.eachMaster(ctx, func(ctx context.Context, rdb redis.UniversalClient, node string) error {
+		who := "Redis"
+		if node != "" {
+			who += " " + node
+		}
+		switch d.Mode {
+		case DurabilityFsync:
+			v, err := rdb.ConfigGet(ctx, "append*").Result()
+			if err != nil {
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				warn("durability fsync: cannot read the server's persistence settings (" + who + ", CONFIG GET: " + err.Error() + "); make sure Redis runs appendonly yes with appendfsync always")
+				return nil
 			}
-			return []string{"durability fsync: cannot read the server's persistence settings (CONFIG GET: " + err.Error() + "); make sure Redis runs appendonly yes with appendfsync always"}, nil
+			if v["appendonly"] != "yes" || v["appendfsync"] != "always" {
+				warn(fmt.Sprintf("durability fsync: %s runs appendonly=%s appendfsync=%s, so an acknowledged write can be lost in a crash; run appendonly yes with appendfsync always, or use --durability replicas=N",
+					who, cmpStr(v["appendonly"], "?"), cmpStr(v["appendfsync"], "?")))
+			}
+		case DurabilityReplicas:
+			info, err := rdb.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if n := connectedReplicas(info); n < d.Replicas {
+				warn(fmt.Sprintf("durability replicas=%d: %s has %d connected replicas; writes that precede an effect will fail until enough replicas are connected", d.Replicas, who, n))
+			}
 		}
-		if v["appendonly"] != "yes" || v["appendfsync"] != "always" {
-			warnings = append(warnings, fmt.Sprintf("durability fsync: Redis runs appendonly=%s appendfsync=%s, so an acknowledged write can be lost in a crash; run appendonly yes with appendfsync always, or use --durability replicas=N",
-				cmpStr(v["appendonly"], "?"), cmpStr(v["appendfsync"], "?")))
-		}
-	case DurabilityReplicas:
+		return nil
+	})
+	if d.Mode == DurabilityReplicas {
 		s.probeOnce.Do(func() { s.probe(ctx) })
-		info, err := s.rdb.Info(ctx, "replication").Result()
-		if err != nil {
-			return nil, err
-		}
-		if n := connectedReplicas(info); n < d.Replicas {
-			warnings = append(warnings, fmt.Sprintf("durability replicas=%d: Redis has %d connected replicas; writes that precede an effect will fail until enough replicas are connected", d.Replicas, n))
-		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return warnings, nil
+}
+
+// eachMaster calls fn with every master of a cluster, or with the store's
+// client otherwise; node names it in messages ("" for a single node).
+func (s *Store) eachMaster(ctx context.Context, fn func(ctx context.Context, rdb redis.UniversalClient, node string) error) error {
+	if s.cluster == nil {
+		return fn(ctx, s.rdb, "")
+	}
+	return s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return fn(ctx, c, "node "+c.Options().Addr)
+	})
 }
 
 func cmpStr(s, def string) string {

@@ -20,14 +20,14 @@ func TestTrimIndexDropsExpiredInstances(t *testing.T) {
 		require.NoError(t, b.rdb.Del(ctx, RecordKey("o1"), RecordKey("o3"), RecordKey("o5")).Err())
 
 		// Instances created after the cut-off are not looked at.
-		next, removed, err := b.store.TrimIndex(ctx, b.clock.Now().Add(-time.Hour), 0, 10)
+		next, removed, err := b.store.TrimIndex(ctx, b.clock.Now().Add(-time.Hour), TrimCursor{}, 10)
 		require.NoError(t, err)
 		require.Zero(t, removed)
 		require.Zero(t, next)
 
 		// Two slices of three, then the end.
 		cut := b.clock.Now().Add(time.Second)
-		next, removed, err = b.store.TrimIndex(ctx, cut, 0, 3)
+		next, removed, err = b.store.TrimIndex(ctx, cut, TrimCursor{}, 3)
 		require.NoError(t, err)
 		require.Equal(t, 1, removed) // o1 among o0..o2
 		require.NotZero(t, next)

@@ -4,8 +4,22 @@ package statemachine
 //
 // The keys of one instance share the hash tag {o:<id>}, so a whole instance
 // sits in one Redis Cluster slot and every per-instance script touches one
-// slot. Global indexes live under their own keys and are written outside the
-// per-instance scripts.
+// slot. The global indexes (the list index, the due index, the dead-letter
+// index, the wake lists and the finished channel) are split into shards
+// (see Shards): with one shard they are the names below; with N they carry
+// the shard's hash tag, of:due:{s<k>[.<j>]}, of:idx:created:{...},
+// of:idx:dead:{...}, of:wake:{...}:<queue>, of:finished:{...}, all of shard
+// k in one slot. They are written outside the per-instance scripts, and the
+// scripts that touch them (due_claim.lua) touch one shard.
+//
+// Layout of one order, and the keys beside it:
+//
+//	of:{o:<id>}          hash: state, revision, lease, attempts, results
+//	of:{o:<id>}:h        list: the history, oldest first
+//	of:{o:<id>}:n        string: incarnations under the ID
+//	of:idem:{<hash>}     hash: an Idempotency-Key's binding
+//	of:meta:shards       string: the number of index shards (ResolveShards)
+//	asynq:{<queue>}:...  asynq's own keys, one slot per queue
 
 // Prefix starts every key orderflow owns. asynq's keys start with "asynq:".
 const Prefix = "of:"

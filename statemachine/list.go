@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,47 +52,34 @@ const listScanBudget = 1000
 // of the next page ("" at the end). With a filter it reads only the status
 // and state of the entries it examines (HMGET), and loads whole records only
 // for the matches.
+//
+// The index is sharded: List reads every shard from the cursor on, in one
+// round trip, and merges them. Entries are ordered by (creation time, ID),
+// both descending, across shards; the cursor is the last entry returned, so
+// it means the same whichever shard that entry came from, and a page never
+// skips or repeats an entry that was in the index when the first page was
+// read.
 func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, error) {
 	maxScore, afterID, err := decodeCursor(q.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
 	limit := max(q.Limit, 1)
-	index := IndexKey
+	index := s.shards.IndexKey
 	if q.DeadLetter {
-		index = DeadLetterKey
+		index = s.shards.DeadLetterKey
 	}
 	var out []*Instance
-	// offset skips entries at the cursor's score that were already seen,
-	// when a whole batch shares one score.
-	var offset int64
+	r := newMergeReader(s, index, limit)
 	for scanned := 0; scanned < listScanBudget; {
-		batch := int64(min(max(limit*2, 50), 500, listScanBudget-scanned))
-		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: index, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: offset, Count: batch,
-		}).Result()
+		page, more, n, err := r.next(ctx, maxScore, afterID, listScanBudget-scanned)
 		if err != nil {
-			return nil, "", fmt.Errorf("reading list index: %w", err)
+			return nil, "", err
 		}
-		scanned += len(zs)
-		// Drop what earlier pages returned at the cursor's own score.
-		var page []redis.Z
-		for _, z := range zs {
-			id, _ := z.Member.(string)
-			if afterID != "" && scoreString(z) == maxScore && id >= afterID {
-				continue
-			}
-			page = append(page, z)
-		}
+		scanned += n
 		if len(page) == 0 {
-			if int64(len(zs)) < batch {
-				return out, "", nil
-			}
-			// A full batch of one score, all seen: look further along it.
-			offset += int64(len(zs))
-			continue
+			return out, "", nil
 		}
-		offset = 0
 		cands := page
 		if q.filtered() {
 			if cands, err = s.matching(ctx, page, q); err != nil {
@@ -100,7 +89,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 		for len(cands) > 0 {
 			chunk := cands[:min(limit-len(out), len(cands))]
 			cands = cands[len(chunk):]
-			insts, err := s.loadMany(ctx, chunk)
+			insts, err := s.loadMany(ctx, chunk, !q.DeadLetter)
 			if err != nil {
 				return nil, "", err
 			}
@@ -116,11 +105,130 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Instance, string, err
 		}
 		last := page[len(page)-1]
 		maxScore, afterID = scoreString(last), last.Member.(string)
-		if int64(len(zs)) < batch {
+		if !more {
 			return out, "", nil
 		}
 	}
 	return out, encodeCursor(maxScore, afterID), nil
+}
+
+// mergeReader reads the shards of an index newest first from a cursor and
+// merges them.
+type mergeReader struct {
+	s     *Store
+	index func(k int) string
+	batch int64
+	// offsets skip, per shard, entries at the cursor's own score that were
+	// already seen, when a whole batch shares that score.
+	offsets  []int64
+	offsetAt string
+}
+
+func newMergeReader(s *Store, index func(k int) string, limit int) *mergeReader {
+	n := s.shards.N()
+	batch := int64(min(max(limit*2, 50), 500))
+	if n > 1 {
+		// A shard holds about 1/n of a page's entries.
+		batch = int64(min(max(limit*2/n+8, 16), 500))
+	}
+	return &mergeReader{s: s, index: index, batch: batch, offsets: make([]int64, n)}
+}
+
+// next returns the entries after the cursor (maxScore, afterID), newest
+// first, that are certain to come before any entry not read yet: every
+// entry of the shards read to their end, and those of the other shards up
+// to the earliest of their last entries read. more says whether entries
+// may follow; n is how many index entries were read (at most budget per
+// shard).
+func (r *mergeReader) next(ctx context.Context, maxScore, afterID string, budget int) (page []redis.Z, more bool, n int, err error) {
+	if r.offsetAt != maxScore {
+		clear(r.offsets)
+		r.offsetAt = maxScore
+	}
+	shards := r.s.shards.N()
+	got := make([][]redis.Z, shards)
+	full := make([]bool, shards)
+	todo := make([]int, shards)
+	for k := range todo {
+		todo[k] = k
+	}
+	for len(todo) > 0 {
+		batch := min(r.batch, int64(max(budget, 1)))
+		cmds := make([]*redis.ZSliceCmd, len(todo))
+		if _, err := r.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range todo {
+				cmds[i] = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+					Key: r.index(k), Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: r.offsets[k], Count: batch,
+				})
+			}
+			return nil
+		}); err != nil {
+			return nil, false, n, fmt.Errorf("reading list index: %w", err)
+		}
+		var again []int
+		for i, k := range todo {
+			zs := cmds[i].Val()
+			n += len(zs)
+			full[k] = int64(len(zs)) == batch
+			// Drop what earlier pages returned at the cursor's own score.
+			var fresh []redis.Z
+			for _, z := range zs {
+				id, _ := z.Member.(string)
+				if afterID != "" && scoreString(z) == maxScore && id >= afterID {
+					continue
+				}
+				fresh = append(fresh, z)
+			}
+			if len(fresh) == 0 && full[k] {
+				// A full batch of one score, all seen: look further along it.
+				r.offsets[k] += int64(len(zs))
+				again = append(again, k)
+				continue
+			}
+			got[k] = fresh
+		}
+		todo = again
+	}
+	// The horizon: a shard that may hold more can hold entries that come
+	// before those of other shards after its last one read.
+	var horizon *redis.Z
+	for k := range shards {
+		if full[k] && len(got[k]) > 0 {
+			last := got[k][len(got[k])-1]
+			if horizon == nil || newerThan(last, *horizon) {
+				horizon = &last
+			}
+		}
+	}
+	for k := range shards {
+		for _, z := range got[k] {
+			if horizon == nil || !newerThan(*horizon, z) {
+				page = append(page, z)
+			}
+		}
+		more = more || full[k]
+	}
+	slices.SortFunc(page, func(a, b redis.Z) int {
+		switch {
+		case newerThan(a, b):
+			return -1
+		case newerThan(b, a):
+			return 1
+		}
+		return 0
+	})
+	return page, more, n, nil
+}
+
+// newerThan reports whether index entry a comes before b in List's order:
+// a later creation time, or the same one and a greater ID.
+func newerThan(a, b redis.Z) bool {
+	if a.Score != b.Score {
+		return a.Score > b.Score
+	}
+	ai, _ := a.Member.(string)
+	bi, _ := b.Member.(string)
+	return ai > bi
 }
 
 // filtered reports whether q selects by anything but its index.
@@ -131,7 +239,7 @@ func (q ListQuery) filtered() bool {
 // matching returns the entries of page whose instance matches q's filters,
 // reading only the fields they need of each record (and, to filter by
 // input, its first history event) in one round trip. Entries whose record
-// is gone (expired) are dropped from the index.
+// is gone are dropped from the index (dropFromIndex).
 func (s *Store) matching(ctx context.Context, page []redis.Z, q ListQuery) ([]redis.Z, error) {
 	cmds := make([]*redis.SliceCmd, len(page))
 	firsts := make([]*redis.StringCmd, len(page))
@@ -148,14 +256,13 @@ func (s *Store) matching(ctx context.Context, page []redis.Z, q ListQuery) ([]re
 	if err := firstErr(sent, err); err != nil {
 		return nil, fmt.Errorf("filtering instances: %w", err)
 	}
-	var out []redis.Z
-	var gone []any
+	var out, gone []redis.Z
 	for i, z := range page {
 		v := cmds[i].Val()
 		str := func(j int) string { s, _ := v[j].(string); return s }
 		status := str(0)
 		if status == "" {
-			gone = append(gone, z.Member)
+			gone = append(gone, z)
 			continue
 		}
 		prio, _ := ParsePriority(str(3))
@@ -169,7 +276,7 @@ func (s *Store) matching(ctx context.Context, page []redis.Z, q ListQuery) ([]re
 		}
 		out = append(out, z)
 	}
-	s.dropFromIndex(ctx, gone)
+	s.dropFromIndex(ctx, gone, !q.DeadLetter)
 	return out, nil
 }
 
@@ -193,12 +300,23 @@ func inputHas(created, field, value string) bool {
 func scoreString(z redis.Z) string { return strconv.FormatInt(int64(z.Score), 10) }
 
 // loadMany reads the instances of index entries in one round trip; entries
-// whose record is gone (expired) come back nil and are dropped from the
-// index.
-func (s *Store) loadMany(ctx context.Context, zs []redis.Z) ([]*Instance, error) {
+// whose record is gone come back nil and are dropped from the index
+// (dropFromIndex; byCreation says the entries' scores are creation times).
+func (s *Store) loadMany(ctx context.Context, zs []redis.Z, byCreation bool) ([]*Instance, error) {
+	out, gone, err := s.readMany(ctx, zs)
+	if err != nil {
+		return nil, err
+	}
+	s.dropFromIndex(ctx, gone, byCreation)
+	return out, nil
+}
+
+// readMany reads the instances of entries in one round trip; it returns
+// nil for those whose record does not exist, and those entries in gone.
+func (s *Store) readMany(ctx context.Context, zs []redis.Z) (out []*Instance, gone []redis.Z, err error) {
 	hs := make([]*redis.MapStringStringCmd, len(zs))
 	firsts := make([]*redis.StringCmd, len(zs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, z := range zs {
 			id, _ := z.Member.(string)
 			hs[i] = p.HGetAll(ctx, RecordKey(id))
@@ -207,30 +325,55 @@ func (s *Store) loadMany(ctx context.Context, zs []redis.Z) ([]*Instance, error)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("loading instances: %w", err)
+		return nil, nil, fmt.Errorf("loading instances: %w", err)
 	}
-	out := make([]*Instance, len(zs))
-	var gone []any
+	out = make([]*Instance, len(zs))
 	for i, z := range zs {
 		id, _ := z.Member.(string)
 		m := hs[i].Val()
 		if len(m) == 0 {
-			gone = append(gone, id)
+			gone = append(gone, z)
 			continue
 		}
 		out[i] = decodeInstance(id, m, firsts[i].Val())
 	}
-	s.dropFromIndex(ctx, gone)
-	return out, nil
+	return out, gone, nil
 }
 
-// dropFromIndex removes the entries of expired instances from the list
-// index. It is index maintenance only: a failure is left for the next
-// reader or the reaper's trim.
-func (s *Store) dropFromIndex(ctx context.Context, ids []any) {
-	if len(ids) > 0 {
-		_ = s.rdb.ZRem(ctx, IndexKey, ids...).Err()
+// orphanGrace is how long the list keeps an entry whose record does not
+// exist, counted from the entry's creation time: Create writes the index
+// entries before the record (see Create), so a young entry without a
+// record may be one whose record is on its way. Older ones are entries of
+// expired instances, or of a Create that never finished.
+const orphanGrace = time.Minute
+
+// dropFromIndex removes from the list index the entries whose record does
+// not exist, except, when their scores are creation times (byCreation),
+// those younger than orphanGrace. It is index maintenance only: a failure
+// is left for the next reader or the reaper's trim.
+func (s *Store) dropFromIndex(ctx context.Context, gone []redis.Z, byCreation bool) {
+	if len(gone) == 0 {
+		return
 	}
+	young := s.Now().Add(-orphanGrace).UnixMicro()
+	byShard := map[int][]any{}
+	for _, z := range gone {
+		if byCreation && int64(z.Score) > young {
+			continue
+		}
+		id, _ := z.Member.(string)
+		k := s.shards.Of(id)
+		byShard[k] = append(byShard[k], id)
+	}
+	if len(byShard) == 0 {
+		return
+	}
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, ids := range byShard {
+			p.ZRem(ctx, s.shards.IndexKey(k), ids...)
+		}
+		return nil
+	})
 }
 
 func encodeCursor(score, id string) string {

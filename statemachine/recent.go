@@ -82,30 +82,25 @@ func decodeDigest(id string, v []any) *Digest {
 const recentBatch = 500
 
 // EachRecent calls fn with the digests of up to limit instances, newest
-// first, in batches of up to 500 (one index read and one pipelined read of
-// the records per batch). Entries whose record expired are skipped. An
-// error from fn stops the scan and is returned.
+// first across the index's shards, in batches of up to 500 (one read of
+// the index shards and one pipelined read of the records per batch).
+// Entries whose record does not exist are skipped. An error from fn stops
+// the scan and is returned.
 func (s *Store) EachRecent(ctx context.Context, limit int, fn func([]*Digest) error) error {
-	maxScore := "+inf"
-	// seenAtMax counts the entries already read whose score is maxScore:
-	// entries of one score come in a fixed order, and new instances are
-	// scored later, so skipping that many resumes exactly where the last
-	// batch ended.
-	var seenAtMax int64
+	r := newMergeReader(s, s.shards.IndexKey, min(limit, recentBatch))
+	maxScore, afterID := "+inf", ""
 	for read := 0; read < limit; {
-		batch := int64(min(recentBatch, limit-read))
-		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: IndexKey, Start: maxScore, Stop: "-inf", ByScore: true, Rev: true, Offset: seenAtMax, Count: batch,
-		}).Result()
+		page, more, _, err := r.next(ctx, maxScore, afterID, min(recentBatch, limit-read))
 		if err != nil {
-			return fmt.Errorf("reading list index: %w", err)
+			return err
 		}
-		if len(zs) == 0 {
+		if len(page) == 0 {
 			return nil
 		}
-		read += len(zs)
-		ids := make([]string, len(zs))
-		for i, z := range zs {
+		page = page[:min(len(page), limit-read)]
+		read += len(page)
+		ids := make([]string, len(page))
+		for i, z := range page {
 			ids[i], _ = z.Member.(string)
 		}
 		ds, err := s.Digests(ctx, ids)
@@ -121,15 +116,10 @@ func (s *Store) EachRecent(ctx context.Context, limit int, fn func([]*Digest) er
 		if err := fn(live); err != nil {
 			return err
 		}
-		if int64(len(zs)) < batch {
-			return nil
-		}
-		last := scoreString(zs[len(zs)-1])
-		if last != maxScore {
-			maxScore, seenAtMax = last, 0
-		}
-		for i := len(zs) - 1; i >= 0 && scoreString(zs[i]) == last; i-- {
-			seenAtMax++
+		last := page[len(page)-1]
+		maxScore, afterID = scoreString(last), last.Member.(string)
+		if !more {
+			return nil // every shard was read to its end
 		}
 	}
 	return nil
@@ -145,15 +135,25 @@ func (s *Store) LoadMany(ctx context.Context, ids []string) ([]*Instance, error)
 	for i, id := range ids {
 		zs[i] = redis.Z{Member: id}
 	}
-	return s.loadMany(ctx, zs)
+	out, _, err := s.readMany(ctx, zs)
+	return out, err
 }
 
-// IndexSize returns how many instances the list index holds (expired ones
-// included until they are trimmed).
+// IndexSize returns how many instances the list index holds, over all its
+// shards (expired ones included until they are trimmed).
 func (s *Store) IndexSize(ctx context.Context) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, IndexKey).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	cmds := make([]*redis.IntCmd, s.shards.N())
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k := range cmds {
+			cmds[k] = p.ZCard(ctx, s.shards.IndexKey(k))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("counting list index: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }

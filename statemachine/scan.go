@@ -12,14 +12,24 @@ import (
 const scanBatch = 500
 
 // Running calls fn with every unfinished instance of workflow name at
-// version, oldest first, reading the list index in batches (fn sees the
-// fields the reaper reads; Load the instance for the rest). An error from
-// fn stops the scan.
+// version, reading the list index in batches, shard after shard, oldest
+// first within each (fn sees the fields the reaper reads; Load the instance
+// for the rest). An error from fn stops the scan.
 func (s *Store) Running(ctx context.Context, name string, version int, fn func(*Instance) error) error {
+	for k := range s.shards.N() {
+		if err := s.runningIn(ctx, s.shards.IndexKey(k), name, version, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runningIn is Running over one shard of the list index.
+func (s *Store) runningIn(ctx context.Context, key, name string, version int, fn func(*Instance) error) error {
 	after := "-inf"
 	for {
 		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: IndexKey, Start: after, Stop: "+inf", ByScore: true, Count: scanBatch,
+			Key: key, Start: after, Stop: "+inf", ByScore: true, Count: scanBatch,
 		}).Result()
 		if err != nil {
 			return fmt.Errorf("reading the list index: %w", err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -34,6 +33,15 @@ type StoreConfig struct {
 	// Durability says how sure a write must be before an effect follows it
 	// or an instance is acknowledged. Default none.
 	Durability Durability
+	// Shards is how many shards the global indexes are split into (see
+	// Shards). Every process on one Redis must use the same number
+	// (ResolveShards). Default DefaultShards: 16 on a Redis Cluster, 1
+	// otherwise.
+	Shards int
+	// CreateHook, when set, is called before each step of Create and stops
+	// Create where it returns an error, as a crash there would (tests).
+	// Default none.
+	CreateHook func(CreateStep) error
 }
 
 // WithDefaults returns the config with its zero fields set.
@@ -53,9 +61,12 @@ func (c StoreConfig) WithDefaults() StoreConfig {
 // one compare-and-set Lua script; see scripts/*.lua.
 type Store struct {
 	rdb redis.UniversalClient
-	cfg StoreConfig
-	sc  *scripts
-	due *dueBatcher
+	// cluster is rdb on a Redis Cluster, nil otherwise.
+	cluster *redis.ClusterClient
+	cfg     StoreConfig
+	shards  Shards
+	sc      *scripts
+	due     *dueBatcher
 	durabilityProbe
 	// clockOffset is Redis's clock minus the store's, in ns; clockSynced
 	// is when it was measured (Unix ns, 0 never).
@@ -69,11 +80,18 @@ type Store struct {
 // updates.
 func NewStore(rdb redis.UniversalClient, cfg StoreConfig) *Store {
 	cfg = cfg.WithDefaults()
-	s := &Store{rdb: rdb, cfg: cfg, sc: loadScripts(),
+	if cfg.Shards == 0 {
+		cfg.Shards = DefaultShards(rdb)
+	}
+	s := &Store{rdb: rdb, cfg: cfg, shards: NewShards(cfg.Shards), sc: loadScripts(),
 		incarnationTTL: strconv.Itoa(int(cfg.IncarnationMemory / time.Second))}
-	s.due = newDueBatcher(rdb, cfg.DueFlushInterval)
+	s.cluster, _ = rdb.(*redis.ClusterClient)
+	s.due = newDueBatcher(rdb, s.shards, cfg.DueFlushInterval)
 	return s
 }
+
+// Shards returns the layout of the store's global indexes.
+func (s *Store) Shards() Shards { return s.shards }
 
 // Close flushes batched index updates and stops the store's senders.
 func (s *Store) Close() {
@@ -135,134 +153,6 @@ func (s *Store) Retention() time.Duration { return s.cfg.Retention }
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
-// NewInstance describes an instance to create.
-type NewInstance struct {
-	ID          string
-	Definition  *Definition
-	Fingerprint string
-	// KeyHash is the hash of the Idempotency-Key the instance was created
-	// under, or "" (field "ik").
-	KeyHash string
-	// Priority orders the instance's steps under a backlog; "" is normal.
-	Priority Priority
-	// TraceParent is the W3C traceparent of the request that created the
-	// instance, or "" (field "tp"): every advance of the instance is a span
-	// of that trace.
-	TraceParent string
-	// Input is the instance's input as JSON; it is kept in the "created"
-	// history event.
-	Input []byte
-	// Task is the ID of the asynq task that drives it first; it must be
-	// queued before Create.
-	Task string
-	// Due is when the reaper checks on the instance if its task has not
-	// run by then.
-	Due time.Time
-}
-
-// CreateResult tells what Create found or did.
-type CreateResult struct {
-	// Created is true when the instance was written now.
-	Created bool
-	// SameInput is true when an existing instance has the same fingerprint.
-	SameInput bool
-	Rev       int64
-	State     string
-	// CreatedAt is when the instance (new or existing) was created.
-	CreatedAt time.Time
-	// Version is the workflow version the instance is pinned to.
-	Version int
-	// Incarnation is the new instance's incarnation (see
-	// Instance.Incarnation); 0 when it already existed.
-	Incarnation int
-}
-
-// Create writes a new instance, or reports the existing one with that ID.
-// In the same round trip it adds the instance to the list index, gives it a
-// due time for the reaper, and announces it on the wake list for idle
-// workers. Those writes are unconditional and harmless for an instance that
-// already exists (the index and due entries are only added, never moved).
-func (s *Store) Create(ctx context.Context, n NewInstance) (CreateResult, error) {
-	now := time.UnixMicro(s.Now().UnixMicro()).UTC()
-	ev, err := encodeEvent(Event{At: now, Type: EventCreated, To: n.Definition.Initial, Detail: n.Input})
-	if err != nil {
-		return CreateResult{}, fmt.Errorf("encoding created event: %w", err)
-	}
-	ct := micros(now)
-	args := []any{n.Fingerprint, ev,
-		fieldWorkflow, n.Definition.Name, fieldVersion, n.Definition.Version, fieldState, n.Definition.Initial,
-		fieldStatus, string(StatusRunning), fieldRev, 1, fieldFingerprint, n.Fingerprint,
-		fieldCreated, ct, fieldUpdated, ct, fieldTask, n.Task}
-	var policies Fields
-	policies.Policies(StepPolicies(n.Definition))
-	for _, f := range policies {
-		args = append(args, f)
-	}
-	if n.KeyHash != "" {
-		args = append(args, fieldKeyHash, n.KeyHash)
-	}
-	if n.Priority != "" && n.Priority != PriorityNormal {
-		args = append(args, fieldPriority, string(n.Priority))
-	}
-	if n.TraceParent != "" {
-		args = append(args, fieldTraceParent, n.TraceParent)
-	}
-	var cmd *redis.Cmd
-	var durable *durableWait
-	err = s.pipelined(ctx, func(p redis.Pipeliner) {
-		cmd = s.sc.create.EvalSha(ctx, p, []string{RecordKey(n.ID), HistoryKey(n.ID), IncarnationKey(n.ID)}, args...)
-		p.ZAddNX(ctx, IndexKey, redis.Z{Score: float64(now.UnixMicro()), Member: n.ID})
-		p.ZAddNX(ctx, DueKey, redis.Z{Score: float64(n.Due.UnixMilli()), Member: n.ID})
-		// Announce it to idle workers; the list is capped so that a busy
-		// system, which leaves it alone, does not grow it.
-		wake(ctx, p, QueueName(n.Definition.QueueOf(initialState(n.Definition)), n.Priority), n.ID)
-		durable = s.awaitDurable(ctx, p)
-	})
-	if err == nil {
-		err = durable.err()
-	}
-	if err != nil {
-		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
-	}
-	res, err := cmd.Slice()
-	if err != nil {
-		return CreateResult{}, fmt.Errorf("creating instance: %w", err)
-	}
-	if toInt(res[0]) == 1 {
-		return CreateResult{Created: true, Rev: toInt(res[1]), State: n.Definition.Initial,
-			CreatedAt: now, Version: n.Definition.Version, Incarnation: int(max(toInt(res[2]), 1))}, nil
-	}
-	return CreateResult{
-		SameInput: toInt(res[1]) == 1, Rev: toInt(res[2]), State: toString(res[3]),
-		CreatedAt: fromMicros(toString(res[4])), Version: int(toInt(res[5])),
-	}, nil
-}
-
-// The wake list holds at most about wakeCap IDs; it is trimmed on one push
-// in wakeTrimEvery.
-const (
-	wakeCap       = 1000
-	wakeTrimEvery = 100
-)
-
-// wake queues, in p, the announcement of instance id on queue's wake list,
-// first in first out (pushed at the tail; the workers pop the head). The
-// list is capped, dropping the oldest, so that a busy system, which leaves
-// it alone, does not grow it: a dropped announcement costs only the wait
-// for the instance's asynq task.
-func wake(ctx context.Context, p redis.Pipeliner, queue, id string) {
-	key := WakeKey(queue)
-	p.RPush(ctx, key, id)
-	if rand.IntN(wakeTrimEvery) == 0 {
-		p.LTrim(ctx, key, -wakeCap, -1)
-	}
-}
-
-func initialState(d *Definition) *State {
-	s, _ := d.State(d.Initial)
-	return s
-}
-
 // Claim takes the lease on an instance until the given time (by the store's
 // clock; Redis counts the same length from its own) and returns the
 // instance. It fails with ErrNotFound, ErrTerminal or *LeasedError.
@@ -307,7 +197,7 @@ func (s *Store) Claim(ctx context.Context, id, token string, until time.Time) (*
 // that comes after the instance finished (a late duplicate task) does not
 // put a finished instance back into the index.
 func (s *Store) dueAtLeaseEnd(ctx context.Context, p redis.Pipeliner, id string, until time.Time) {
-	p.ZAddXX(ctx, DueKey, redis.Z{Score: float64(until.UnixMilli()), Member: id})
+	p.ZAddXX(ctx, s.shards.DueKey(s.shards.Of(id)), redis.Z{Score: float64(until.UnixMilli()), Member: id})
 }
 
 // leaseMillis turns a lease end on the store's clock into the length the
@@ -389,7 +279,9 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 	ttl, notify := "0", ""
 	if c.Status.Terminal() {
 		ttl = strconv.Itoa(int(s.cfg.Retention / time.Second))
-		notify = FinishedChannel
+		if s.shards.N() == 1 {
+			notify = FinishedChannel // published by the script itself
+		}
 	}
 	lease := ""
 	if !c.KeepLease {
@@ -411,17 +303,19 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 		args = append(args, f)
 	}
 	keys := []string{RecordKey(c.ID), HistoryKey(c.ID), IncarnationKey(c.ID)}
+	if c.Durable {
+		if err := s.readyForDurable(ctx, keys[0]); err != nil {
+			return Applied{}, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
+		}
+	}
 	var cmd *redis.Cmd
-	var durable *durableWait
-	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+	var rest func(p redis.Pipeliner)
+	if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
+		rest = func(p redis.Pipeliner) { s.dueAtLeaseEnd(ctx, p, c.ID, c.LeaseUntil) }
+	}
+	durable, err := s.send(ctx, keys[0], c.Durable, func(p redis.Pipeliner) {
 		cmd = s.sc.transition.EvalSha(ctx, p, keys, args...)
-		if c.Lease == LeaseAcquire && !c.LeaseUntil.IsZero() {
-			s.dueAtLeaseEnd(ctx, p, c.ID, c.LeaseUntil)
-		}
-		if c.Durable {
-			durable = s.awaitDurable(ctx, p)
-		}
-	})
+	}, rest)
 	var res []any
 	if err == nil {
 		res, err = cmd.Slice()
@@ -440,12 +334,17 @@ func (s *Store) Apply(ctx context.Context, c Change) (Applied, error) {
 		// interval; only after the write won, since a lost write says the
 		// instance is still running.
 		s.due.remove(c.ID)
+		if notify == "" && len(res) > 4 && toInt(res[4]) == 1 {
+			s.publishFinished(ctx, c.ID)
+		}
 	}
 	a := Applied{Rev: rev, Seq: toInt(res[1])}
 	if len(res) > 3 {
 		a.Incarnation = int(max(toInt(res[3]), 1))
 	}
-	if err := durable.err(); err != nil {
+	derr := durable.err()
+	s.noteDurable(durable, derr)
+	if err := derr; err != nil {
 		return a, fmt.Errorf("applying %s -> %s: %w", c.ExpectState, c.State, err)
 	}
 	return a, nil
@@ -504,18 +403,40 @@ func (s *Store) Release(ctx context.Context, id, token string) error {
 // HandOff gives up a lease and, in the same round trip, sets the instance's
 // due entry to dueAt, before the caller queues the task that carries the
 // instance on (see ScheduleDue for why the order matters). A non-empty
-// wakeQueue also announces the instance on that queue's wake list.
+// wakeQueue also announces the instance on that queue's wake list, after
+// the release (see thenAnnounce).
 func (s *Store) HandOff(ctx context.Context, id, token string, dueAt time.Time, wakeQueue string) error {
-	if err := s.pipelined(ctx, func(p redis.Pipeliner) {
+	k := s.shards.Of(id)
+	var announce func(p redis.Pipeliner)
+	if wakeQueue != "" {
+		announce = func(p redis.Pipeliner) { s.wake(ctx, p, k, wakeQueue, id) }
+	}
+	if err := s.thenAnnounce(ctx, func(p redis.Pipeliner) {
 		s.sc.release.EvalSha(ctx, p, []string{RecordKey(id)}, token)
-		p.ZAdd(ctx, DueKey, redis.Z{Score: float64(dueAt.UnixMilli()), Member: id})
-		if wakeQueue != "" {
-			wake(ctx, p, wakeQueue, id)
-		}
-	}); err != nil {
+		p.ZAdd(ctx, s.shards.DueKey(k), redis.Z{Score: float64(dueAt.UnixMilli()), Member: id})
+	}, announce); err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
 	return nil
+}
+
+// thenAnnounce sends first's commands, then announce's (a wake list push;
+// may be nil), which must not overtake them: a worker that takes the
+// announcement at once must find the instance written or released. On one
+// node a pipeline keeps the order; on a cluster, where the wake list and
+// the record may live on different nodes, announce goes in a second round
+// trip.
+func (s *Store) thenAnnounce(ctx context.Context, first, announce func(p redis.Pipeliner)) error {
+	if announce == nil {
+		return s.pipelined(ctx, first)
+	}
+	if s.cluster == nil {
+		return s.pipelined(ctx, func(p redis.Pipeliner) { first(p); announce(p) })
+	}
+	if err := s.pipelined(ctx, first); err != nil {
+		return err
+	}
+	return s.pipelined(ctx, announce)
 }
 
 // Load reads an instance.
@@ -561,44 +482,6 @@ func (s *Store) History(ctx context.Context, id string) ([]Event, error) {
 		out = append(out, ev)
 	}
 	return out, nil
-}
-
-// pipelined sends fill's commands in one round trip and returns the first
-// failed command's error. Scripts lost by Redis (a restart, SCRIPT FLUSH)
-// are loaded and the commands sent once more, so everything fill queues must
-// be safe to repeat.
-//
-// Auto-pipelining (sharing round trips between concurrent callers) was
-// measured and did not pay on loopback; see docs/PERFORMANCE.md.
-func (s *Store) pipelined(ctx context.Context, fill func(p redis.Pipeliner)) error {
-	for attempt := 0; ; attempt++ {
-		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
-		lost := false
-		for _, c := range cmds {
-			lost = lost || isNoScript(c.Err())
-		}
-		if lost && attempt == 0 {
-			if err := s.sc.load(ctx, s.rdb); err != nil {
-				return err
-			}
-			continue
-		}
-		return firstErr(cmds, err)
-	}
-}
-
-// firstErr returns the first error among cmds other than redis.Nil, or the
-// round trip's.
-func firstErr(cmds []redis.Cmder, roundTrip error) error {
-	for _, cmd := range cmds {
-		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-	}
-	if roundTrip != nil && !errors.Is(roundTrip, redis.Nil) {
-		return roundTrip
-	}
-	return nil
 }
 
 func toInt(v any) int64 {

@@ -21,7 +21,11 @@ func benchStore(b *testing.B) *Store {
 
 func benchCreate(b *testing.B, s *Store, id string) {
 	b.Helper()
-	_, err := s.Create(context.Background(), NewInstance{ID: id, Definition: OrderV1(), Fingerprint: "fp",
+	def, err := NewOrderRegistry().Default(OrderWorkflow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = s.Create(context.Background(), NewInstance{ID: id, Definition: def, Fingerprint: "fp",
 		Input: []byte(`{"customer_id":"c","currency":"USD","amount_cents":4998,"items":[{"sku":"SKU-ABC","qty":2,"unit_price_cents":2499}]}`),
 		Task:  "t", Due: time.Now().Add(time.Minute)})
 	if err != nil {

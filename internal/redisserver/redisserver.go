@@ -40,6 +40,9 @@ type Server struct {
 	bin  string
 	port int
 	opts Options
+	// sentinelConf, when set, makes the process a Sentinel reading this
+	// config file (see StartSentinels).
+	sentinelConf string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -88,6 +91,9 @@ func (s *Server) Pid() int {
 }
 
 func (s *Server) args() []string {
+	if s.sentinelConf != "" {
+		return []string{s.sentinelConf, "--sentinel"}
+	}
 	a := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",

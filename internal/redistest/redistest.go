@@ -21,10 +21,13 @@ import (
 // Backend names a kind of Redis that a suite runs against.
 type Backend string
 
-// The backends every conformance suite runs on.
+// The backends every conformance suite runs on, and the cluster that the
+// suites made to run on one add (EachOf).
 const (
 	BackendMiniredis Backend = "miniredis"
 	BackendRedis     Backend = "redis"
+	// BackendCluster is a 3-master Redis Cluster of redis-server processes.
+	BackendCluster Backend = "cluster"
 )
 
 // Backends lists the backends in the order suites run them.
@@ -41,12 +44,18 @@ type Instance struct {
 	Mini *miniredis.Miniredis
 	// Server is set for the real redis-server backend.
 	Server *Server
+	// Cluster is set for the cluster backend; Addr and URL are then its
+	// first node's.
+	Cluster *Cluster
 }
 
-// Client returns a new go-redis client for the instance, closed at the end of
-// the test.
+// Client returns a new go-redis client for the instance (a cluster client
+// for the cluster backend), closed at the end of the test.
 func (i *Instance) Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
+	if i.Cluster != nil {
+		return i.Cluster.Client(t)
+	}
 	opt, err := redis.ParseURL(i.URL)
 	if err != nil {
 		t.Fatalf("parsing %s: %v", i.URL, err)
@@ -70,6 +79,10 @@ func NewWith(t testing.TB, b Backend, opts Options) *Instance {
 	case BackendRedis:
 		s := StartServer(t, opts)
 		return &Instance{Backend: b, Addr: s.Addr(), URL: s.URL(), Server: s}
+	case BackendCluster:
+		c := StartCluster(t, ClusterOptions{AppendFsyncAlways: opts.AppendFsyncAlways, Password: opts.Password})
+		n := c.Nodes[0]
+		return &Instance{Backend: b, Addr: n.Addr(), URL: n.URL(), Cluster: c}
 	default:
 		t.Fatalf("unknown backend %q", b)
 		return nil
@@ -81,6 +94,10 @@ func NewWith(t testing.TB, b Backend, opts Options) *Instance {
 func (i *Instance) Stop() {
 	if i.Mini != nil {
 		i.Mini.Close()
+		return
+	}
+	if i.Cluster != nil {
+		i.Cluster.Stop()
 		return
 	}
 	i.Server.Kill()
@@ -101,7 +118,14 @@ func (i *Instance) Start(t testing.TB) {
 // Each runs f as a parallel subtest once per backend, each with its own Redis.
 func Each(t *testing.T, f func(t *testing.T, r *Instance)) {
 	t.Helper()
-	for _, b := range Backends {
+	EachOf(t, Backends, f)
+}
+
+// EachOf runs f as a parallel subtest once per backend of bs, each with its
+// own Redis.
+func EachOf(t *testing.T, bs []Backend, f func(t *testing.T, r *Instance)) {
+	t.Helper()
+	for _, b := range bs {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
 			f(t, New(t, b))
@@ -127,6 +151,22 @@ func RequireBinary(t testing.TB) string {
 		t.Fatalf("redis-server not found and CI=true: real-Redis tests must run in CI (install redis-server)")
 	}
 	t.Skip("redis-server not found; skipping real-Redis test (it fails under CI=true)")
+	return ""
+}
+
+// RequireCLI returns the path of redis-cli, which makes clusters, as
+// RequireBinary does for redis-server.
+func RequireCLI(t testing.TB) string {
+	t.Helper()
+	RequireBinary(t)
+	p, err := exec.LookPath("redis-cli")
+	if err == nil {
+		return p
+	}
+	if InCI() {
+		t.Fatalf("redis-cli not found and CI=true: cluster tests must run in CI (install redis-tools)")
+	}
+	t.Skip("redis-cli not found; skipping cluster test (it fails under CI=true)")
 	return ""
 }
 

@@ -22,7 +22,9 @@
 -- ARGV[6]  history event to append (JSON), or "" to append none
 -- ARGV[7]  retention in seconds; when not "0" both keys expire after it
 -- ARGV[8]  channel to PUBLISH the instance ID on when someone waits for it
---          (the record's "w" flag is set), or "" to notify nobody
+--          (the record's "w" flag is set), or "" to publish nothing here
+--          (with sharded indexes the caller publishes on its shard's
+--          channel, another slot, after the write: see watched below)
 -- ARGV[9]  the instance ID, the message of that notification
 -- ARGV[10] with ARGV[7]: how long the incarnation counter outlives the
 --          record, in seconds
@@ -32,7 +34,8 @@
 -- ARGV[12 ..] field/value pairs to set: st, stt, rev, ut and the step's
 --          fields ("" clears a field)
 --
--- Returns {1, history_length, lease_expiry_ms, incarnation} on success, or
+-- Returns {1, history_length, lease_expiry_ms, incarnation, watched} on
+--         success (watched is 1 when the "w" flag is set), or
 --         {0, state, revision, lease_token, lease_expiry_ms} when the
 --         compare fails and nothing was written.
 local cur = redis.call("HMGET", KEYS[1], "st", "rev", "lt", "lu", "w", "inc", "fp")
@@ -77,4 +80,4 @@ end
 if ARGV[8] ~= "" and cur[5] == "1" then
   redis.call("PUBLISH", ARGV[8], ARGV[9])
 end
-return {1, len, until_ms, tonumber(cur[6] or "1")}
+return {1, len, until_ms, tonumber(cur[6] or "1"), (cur[5] == "1") and 1 or 0}
