@@ -173,6 +173,7 @@ func flowConfig(cfg WorkerConfig) flowcontrol.Config {
 
 // Flow returns the worker's flow control, or nil when none is configured.
 func (w *Worker) Flow() *flowcontrol.Flow { return w.flow }
+
 // registerBacklog exports how many tasks wait in each queue the worker
 // serves, as the gauge orderflow_queue_pending{queue}, which an autoscaler
 // can follow (every worker reports the same lists: take the max by queue).
