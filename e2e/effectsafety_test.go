@@ -41,7 +41,7 @@ func TestInProgressKeyIsRetriedUntilTheProviderAnswers(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
-				hold := providers.Faults{InProgressRate: 1, InProgressHold: 700 * time.Millisecond}
+				hold := providers.Faults{InProgressRate: 1, InProgressHold: 2 * time.Second}
 				sim := providers.SimConfig{}
 				switch providerOfStep(step) {
 				case providers.ProviderInventory:
