@@ -48,9 +48,14 @@ func TestOrderIsOneTrace(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.Code, res.Body)
 		post(t, d, "retried", "cust-42")
 		require.Eventually(t, func() bool {
-			var o struct{ Attempts map[string]int }
+			var o struct {
+				Attempts  map[string]int
+				LastError string `json:"last_error"`
+			}
 			require.NoError(t, json.Unmarshal([]byte(get(t, d.APIURL()+"/v1/orders/retried").Body), &o))
-			return o.Attempts["charge"] >= 1
+			// An attempt is counted when it starts; the failure is known
+			// once its error is recorded.
+			return o.Attempts["charge"] >= 1 && strings.Contains(o.LastError, "payment")
 		}, 10*time.Second, 10*time.Millisecond)
 		res = do(t, http.MethodPut, d.SimURL()+"/payment/faults", `{"failure_rate":0}`)
 		require.Equal(t, http.StatusOK, res.Code, res.Body)
