@@ -397,7 +397,10 @@ func (r *run) commitLoopApplied(ctx context.Context, st *statemachine.State, bui
 		if err := r.claim(ctx); err != nil || r.inst == nil {
 			return false, err
 		}
-		if r.inst.State != st.Name {
+		if r.inst.State != st.Name || r.inst.Workflow != r.def.Name || r.inst.Version != r.def.Version {
+			// It moved on, or was migrated to another version (whose state
+			// of the same name may lead elsewhere): the loop starts over
+			// from the record and its definition.
 			return false, nil
 		}
 		// Still our attempt only if nobody began another meanwhile.
