@@ -288,7 +288,11 @@ func TestConcurrencySlotOfADeadWorkerComesFreeWithinALease(t *testing.T) {
 		// x, re-driven after its worker died, finds y holding the slot.
 		require.True(t, admit(t, live, x, charging).Park)
 		ay.Done(context.Background(), nil)
-		require.Equal(t, []string{"x"}, b.eng.takeWoken())
+		// x is woken; a janitor's sweep that read the line before y was
+		// admitted may still wake y once more, which is harmless.
+		woken := b.eng.takeWoken()
+		require.Contains(t, woken, "x")
+		require.Subset(t, []string{"x", "y"}, woken)
 		ax := admit(t, live, x, charging)
 		requireAdmitted(t, ax)
 		ax.Done(context.Background(), nil)
