@@ -35,36 +35,13 @@ var digestFields = []string{fieldStatus, fieldWorkflow, fieldVersion, fieldState
 // Digests reads the digests of instances in one round trip (one HMGET
 // each). An instance whose record does not exist comes back nil.
 func (s *Store) Digests(ctx context.Context, ids []string) ([]*Digest, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	cmds := make([]*redis.SliceCmd, len(ids))
-	sent, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, RecordKey(id), digestFields...)
-		}
-		return nil
-	})
-	if err := firstErr(sent, err); err != nil {
-		return nil, fmt.Errorf("reading digests: %w", err)
-	}
-	out := make([]*Digest, len(ids))
-	for i, id := range ids {
-		out[i] = decodeDigest(id, cmds[i].Val())
-	}
-	return out, nil
+	return readFields(ctx, s.rdb, ids, digestFields, "digests", decodeDigest)
 }
 
 // decodeDigest builds a Digest from the values of digestFields; nil when
 // the record has no status (it does not exist).
-func decodeDigest(id string, v []any) *Digest {
-	str := func(i int) string {
-		if i >= len(v) {
-			return ""
-		}
-		s, _ := v[i].(string)
-		return s
-	}
+func decodeDigest(id string, v fieldValues) *Digest {
+	str := v.str
 	if str(0) == "" {
 		return nil
 	}

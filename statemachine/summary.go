@@ -2,7 +2,6 @@ package statemachine
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,36 +30,13 @@ var summaryFields = []string{fieldStatus, fieldState, fieldCreated, fieldKeyHash
 // HMGET each). An instance whose record does not exist (it expired) comes
 // back nil.
 func ReadSummaries(ctx context.Context, rdb redis.Cmdable, ids []string) ([]*Summary, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	cmds := make([]*redis.SliceCmd, len(ids))
-	sent, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, RecordKey(id), summaryFields...)
-		}
-		return nil
-	})
-	if err := firstErr(sent, err); err != nil {
-		return nil, fmt.Errorf("reading instances: %w", err)
-	}
-	out := make([]*Summary, len(ids))
-	for i, id := range ids {
-		out[i] = decodeSummary(id, cmds[i].Val())
-	}
-	return out, nil
+	return readFields(ctx, rdb, ids, summaryFields, "instances", decodeSummary)
 }
 
 // decodeSummary builds a Summary from the values of summaryFields; nil when
 // the record has no status (it does not exist).
-func decodeSummary(id string, v []any) *Summary {
-	str := func(i int) string {
-		if i >= len(v) {
-			return ""
-		}
-		s, _ := v[i].(string)
-		return s
-	}
+func decodeSummary(id string, v fieldValues) *Summary {
+	str := v.str
 	if str(0) == "" {
 		return nil
 	}
