@@ -92,7 +92,14 @@ type response struct {
 // request's host, example.com by default).
 func (b *testBundle) do(method, path, body string, headers ...string) *response {
 	b.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	return b.doContext(context.Background(), method, path, body, headers...)
+}
+
+// doContext is do with the request's context: a stream (GET /v1/events)
+// ends when ctx does.
+func (b *testBundle) doContext(ctx context.Context, method, path, body string, headers ...string) *response {
+	b.t.Helper()
+	req := httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body))
 	for i := 0; i+1 < len(headers); i += 2 {
 		if http.CanonicalHeaderKey(headers[i]) == "Host" {
 			req.Host = headers[i+1]

@@ -330,7 +330,7 @@ func TestEventsEndWhenTheServerCloses(t *testing.T) {
 	t.Cleanup(srv.Close)
 	events, res := openEvents(t, srv, "")
 	hello(t, events)
-	b.h.(*api.Server).CloseStreams()
+	b.srv.CloseStreams()
 	for range events {
 		// Drain until the stream ends.
 	}

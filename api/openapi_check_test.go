@@ -1,8 +1,11 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"encoding/xml"
 	"flag"
 	"fmt"
 	"io"
@@ -130,6 +133,80 @@ func (w *teeWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the writer's Flush.
 func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// The document's media types that kin-openapi cannot read by itself, each
+// checked here before its body's schema (a string) is:
+//
+//   - image/svg+xml (the workflow diagrams): an XML document whose root is
+//     an <svg> element;
+//   - text/event-stream (GET /v1/events): server-sent events as API.md and
+//     the document describe them, each "hello" and "order" event's data a
+//     JSON object.
+func init() {
+	openapi3filter.RegisterBodyDecoder("image/svg+xml", decodeSVG)
+	openapi3filter.RegisterBodyDecoder("text/event-stream", decodeEventStream)
+}
+
+// decodeSVG is the body decoder of image/svg+xml.
+func decodeSVG(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	var root struct{ XMLName xml.Name }
+	if err := xml.Unmarshal(b, &root); err != nil {
+		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
+	}
+	if root.XMLName.Local != "svg" {
+		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Reason: "the root element is <" + root.XMLName.Local + ">, not <svg>"}
+	}
+	return string(b), nil
+}
+
+// decodeEventStream is the body decoder of text/event-stream: it checks
+// every line, and the JSON of every event's data.
+func decodeEventStream(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(reason string) error {
+		return &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Reason: reason}
+	}
+	if len(b) > 0 && !bytes.HasSuffix(b, []byte("\n\n")) {
+		return nil, bad("the stream does not end with a whole event")
+	}
+	var event string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			event = ""
+		case strings.HasPrefix(line, ": "), strings.HasPrefix(line, "retry: "):
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+			if event != "hello" && event != "order" {
+				return nil, bad("an undocumented event " + event)
+			}
+		case strings.HasPrefix(line, "data: "):
+			var v map[string]any
+			if event == "" {
+				return nil, bad("data without an event")
+			}
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v); err != nil {
+				return nil, bad("the data of a " + event + " event is not a JSON object: " + err.Error())
+			}
+		default:
+			return nil, bad("an undocumented line " + line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
+	}
+	return string(b), nil
+}
 
 // checkOptions are kin-openapi's options for the checks: authentication
 // is the server's business (auth_test.go), and every status answered must

@@ -192,12 +192,46 @@ func TestOrdersSignals(t *testing.T) {
 func TestOrdersWithTokens(t *testing.T) {
 	t.Parallel()
 	tok := api.Token{Name: "ops", Secret: "ops-secret-0123456789", Scopes: []api.Scope{api.ScopeAdmin}}
-	apiURL := startSystem(t, server.DevConfig{API: server.APIConfig{API: api.Config{Tokens: []api.Token{tok}}}})
+	reader := api.Token{Name: "report", Secret: "report-secret-0123456789", Scopes: []api.Scope{api.ScopeOrdersRead}}
+	apiURL := startSystem(t, server.DevConfig{API: server.APIConfig{API: api.Config{Tokens: []api.Token{tok, reader}}}})
 	requireAPIError(t, run("orders", "list", "--api-url", apiURL), "Unauthorized (401)")
 	requireAPIError(t, run("orders", "list", "--api-url", apiURL, "--token", "wrong-secret-0123456789"), "Unauthorized (401)")
 	requireOK(t, run("orders", "list", "--api-url", apiURL, "--token", tok.Secret))
-	out := requireOK(t, run("providers", "--api-url", apiURL, "--token", tok.Secret))
-	require.Contains(t, out, "not available", "no flow control yet: 404")
+
+	// The providers' flow control: anyone who reads sees it, an admin
+	// pauses and resumes.
+	ops := []string{"--api-url", apiURL, "--token", tok.Secret}
+	report := []string{"--api-url", apiURL, "--token", reader.Secret}
+	requireAPIError(t, run("providers", "--api-url", apiURL), "Unauthorized (401)")
+	states := func(args ...string) map[string]string {
+		t.Helper()
+		var list struct {
+			Providers []struct{ Name, State string } `json:"providers"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(requireOK(t, run(append([]string{"providers", "list", "--json"}, args...)...))), &list))
+		out := map[string]string{}
+		for _, p := range list.Providers {
+			out[p.Name] = p.State
+		}
+		return out
+	}
+	require.Equal(t, map[string]string{"inventory": "closed", "payment": "closed", "shipping": "closed", "risk": "closed"}, states(report...))
+	out := requireOK(t, run(append([]string{"providers"}, report...)...))
+	require.NotContains(t, out, "not available")
+	for _, want := range []string{"PROVIDER", "STATE", "payment", "inventory", "shipping", "risk", "closed"} {
+		require.Contains(t, out, want)
+	}
+
+	requireAPIError(t, run(append([]string{"providers", "pause", "payment"}, report...)...), "(403)")
+	out = requireOK(t, run(append([]string{"providers", "pause", "payment", "--reason", "provider maintenance"}, ops...)...))
+	require.Regexp(t, `payment\s+paused`, out)
+	require.Equal(t, "paused", states(report...)["payment"])
+	require.Regexp(t, `payment\s+paused`, requireOK(t, run(append([]string{"providers", "list"}, report...)...)))
+	requireOK(t, run(append([]string{"providers", "pause", "payment"}, ops...)...)) // again: harmless
+	out = requireOK(t, run(append([]string{"providers", "resume", "payment"}, ops...)...))
+	require.Regexp(t, `payment\s+closed`, out)
+	require.Equal(t, "closed", states(ops...)["payment"])
+	requireAPIError(t, run(append([]string{"providers", "pause", "bank"}, ops...)...), "(404)")
 }
 
 func TestOrdersUsage(t *testing.T) {

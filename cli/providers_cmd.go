@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,8 @@ func runProviders(ctx context.Context, env *Env, args []string) error {
 		if p.RateLimitRPS > 0 {
 			rps = fmt.Sprintf("%g/s", p.RateLimitRPS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%s\n", p.Name, p.State, rps, p.InFlight, 100*p.ErrorRate, p.OpenedAt)
+		opened := cmp.Or(p.OpenedAt, "-")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%s\n", p.Name, p.State, rps, p.InFlight, 100*p.ErrorRate, opened)
 	}
 	return tw.Flush()
 }
@@ -94,5 +96,6 @@ type providerState struct {
 	RateLimitRPS float64 `json:"rate_limit_rps"`
 	InFlight     int     `json:"in_flight"`
 	ErrorRate    float64 `json:"error_rate"`
-	OpenedAt     string  `json:"opened_at"`
+	// OpenedAt is empty (null) unless the circuit is open or half-open.
+	OpenedAt string `json:"opened_at"`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/internal/redistest"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
@@ -32,9 +33,9 @@ var metricName = regexp.MustCompile(`\b(?:orderflow|asynq)_[a-z0-9_]+\b`)
 
 // conditional are the metrics that a system serves only when it is
 // configured for them, so the test system cannot show them; each says why.
-var conditional = map[string]string{
-	"orderflow_flow_waits_total": "only with flow control configured (engine.Config.Flow)",
-}
+// None today: the test system configures flow control (a provider gate and
+// a breaker, see served) and drives a breaker open and closed again.
+var conditional = map[string]string{}
 
 // rules is the shape of a Prometheus rule file.
 type rules struct {
@@ -153,16 +154,23 @@ func declaredMetrics(t *testing.T) map[string]bool {
 	return out
 }
 
-// served runs orders through a real system (API, worker, simulators, on
-// the Redis r) and returns the metric families its /metrics serves, with
-// their types. The orders complete, are declined (compensation), and meet
-// a provider's unexpected answers.
+// served runs orders through a real system (API, worker with flow
+// control, simulators, on the Redis r) and returns the metric families its
+// /metrics serves, with their types. The orders complete, are declined
+// (compensation), meet a provider's unexpected answers, and trip the
+// payment provider's circuit breaker, whose open circuit holds a step back.
 func served(t *testing.T, r *redistest.Instance) map[string]string {
 	t.Helper()
+	flow := flowcontrol.Config{
+		Gate: true,
+		// Two failed calls open the payment circuit for a second: the
+		// charge's next attempt is held back while it is open.
+		Breaker: flowcontrol.BreakerConfig{ErrorRate: 0.5, MinCalls: 2, Window: 10 * time.Second, OpenFor: time.Second, MaxOpen: 2 * time.Second},
+	}
 	d, err := server.StartDev(server.DevConfig{
 		RedisURL: r.URL, Logger: slog.New(slog.DiscardHandler),
 		API:    server.APIConfig{Listen: "127.0.0.1:0"},
-		Worker: server.WorkerConfig{ShutdownTimeout: time.Second},
+		Worker: server.WorkerConfig{ShutdownTimeout: time.Second, Flow: flow},
 		Sim:    providers.SimConfig{Payment: providers.Faults{DeclineCustomers: []string{"cust-broke"}}},
 	})
 	require.NoError(t, err)
@@ -180,6 +188,17 @@ func served(t *testing.T, r *redistest.Instance) map[string]string {
 	send(t, http.MethodPost, d.APIURL()+"/v1/orders", order("declined", "cust-broke"), http.StatusAccepted)
 	require.Contains(t, send(t, http.MethodGet, d.APIURL()+"/v1/orders/ok?wait=20s", "", http.StatusOK), `"status":"completed"`)
 	require.Contains(t, send(t, http.MethodGet, d.APIURL()+"/v1/orders/declined?wait=20s", "", http.StatusOK), `"status":"failed"`)
+	// The payment provider fails every call: its circuit opens, and the
+	// charge waits; then it recovers.
+	send(t, http.MethodPut, d.SimURL()+"/payment/faults", `{"failure_rate":1}`, http.StatusOK)
+	send(t, http.MethodPost, d.APIURL()+"/v1/orders", order("tripped", "cust-42"), http.StatusAccepted)
+	require.Eventually(t, func() bool {
+		text := send(t, http.MethodGet, d.APIURL()+"/metrics", "", http.StatusOK)
+		return strings.Contains(text, `orderflow_breaker_transitions_total{from="closed",provider="payment",to="open"}`) &&
+			strings.Contains(text, "orderflow_flow_waits_total{")
+	}, 10*time.Second, 20*time.Millisecond, "the payment circuit opens and holds the charge back")
+	send(t, http.MethodPut, d.SimURL()+"/payment/faults", `{"failure_rate":0}`, http.StatusOK)
+	require.Regexp(t, `orderflow_orders_running\{state="[a-z_]+"\} [0-9]`, send(t, http.MethodGet, d.APIURL()+"/metrics", "", http.StatusOK))
 	// The reapers publish the due index's gauges on their next pass.
 	var text string
 	require.Eventually(t, func() bool {

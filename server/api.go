@@ -129,6 +129,10 @@ func StartAPI(conn *RedisConn, cfg APIConfig, reg *prometheus.Registry) (*APIPro
 		if err := reg.Register(tasks.NewQueueCollector(conn.Client, cfg.Logger)); err != nil {
 			cfg.Logger.Warn("the task queues' metrics are not served", "err", err)
 		}
+		// So are the orders: orderflow_orders_running (orders_metrics.go).
+		if err := reg.Register(newRunningCollector(store, registry, cfg.Logger)); err != nil {
+			cfg.Logger.Warn("the running orders' metrics are not served", "err", err)
+		}
 	}
 	h := api.New(cfg.API, api.Deps{
 		Engine: eng, Gatherer: gatherer,
