@@ -519,3 +519,33 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, c.want, got, "%v", c.err)
 	}
 }
+
+// The janitor wakes the first waiter of a line as soon as it finds the slot
+// of a dead holder lapsed, however lately that waiter asked: it was parked
+// behind the dead holder, and nothing else wakes it.
+func TestConcurrencyJanitorWakesTheHeadWhenADeadHoldersSlotLapses(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r)
+		cfg := Config{Limits: []Limit{{Step: "charge", Field: "customer_id", Max: 1}}, Lease: 200 * time.Millisecond, JanitorInterval: time.Second}
+		live := b.flow(t, cfg)
+		deadRedis := r.Client(t)
+		dead, err := New(deadRedis, cfg, nil)
+		require.NoError(t, err)
+		dead.Attach(b.eng)
+		charging := b.state(statemachine.OrderCharging)
+		x, y := b.instance(t, "x", "cust", statemachine.OrderCharging), b.instance(t, "y", "cust", statemachine.OrderCharging)
+		requireAdmitted(t, admit(t, dead, x, charging))
+		require.NoError(t, deadRedis.Close())
+		ctx := context.Background()
+		require.NoError(t, live.sweep(ctx))
+		require.Empty(t, b.eng.takeWoken(), "nobody waits yet")
+		require.True(t, admit(t, live, y, charging).Park)
+		require.NoError(t, live.sweep(ctx))
+		require.Empty(t, b.eng.takeWoken(), "x's slot is still live")
+		time.Sleep(300 * time.Millisecond)
+		require.NoError(t, live.sweep(ctx))
+		require.Equal(t, []string{"y"}, b.eng.takeWoken(), "x's slot lapsed: y is woken at once, not two janitor intervals after it asked")
+		requireAdmitted(t, admit(t, live, y, charging))
+	})
+}
