@@ -144,13 +144,19 @@ type Result struct {
 	RedisRestarts   int
 	// Reshards are the slots migrated during the run.
 	Reshards []int
-	// Orphaned is how many orders were held by a worker when it was killed.
-	Orphaned int
+	// Orphaned is how many orders were held by a worker when it was killed;
+	// OrphanedInSlot how many of them held a concurrency slot, and
+	// QueuedBehind how many more were parked behind those slots.
+	Orphaned, OrphanedInSlot, QueuedBehind int
 	// ResumeP50/P99 are the times from a kill to the next transition of the
-	// orders the killed worker held.
-	ResumeP50, ResumeP99 time.Duration
-	Wall                 time.Duration
-	Audit                *audit.Report
+	// orders the killed worker held; SlotResume the same for those of them
+	// that held a concurrency slot, and QueuedResume for the orders parked
+	// behind those slots (which wait for the held order's step as well).
+	ResumeP50, ResumeP99             time.Duration
+	SlotResumeP50, SlotResumeP99     time.Duration
+	QueuedResumeP50, QueuedResumeP99 time.Duration
+	Wall                             time.Duration
+	Audit                            *audit.Report
 }
 
 // OK reports whether the run kept every promise.
@@ -173,11 +179,18 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "double effects:     %d\n", r.DoubleEffects)
 	fmt.Fprintf(&b, "effects left:       %d (on failed or cancelled orders)\n", r.LeftEffects)
 	fmt.Fprintf(&b, "duplicate orders:   %d\n", r.DuplicateOrders)
-	fmt.Fprintf(&b, "worker kills:       %d (orders held at the kill: %d), Redis restarts: %d\n", r.Kills, r.Orphaned, r.RedisRestarts)
+	fmt.Fprintf(&b, "worker kills:       %d (orders held at the kill: %d, %d of them in a concurrency slot; %d queued behind those), Redis restarts: %d\n",
+		r.Kills, r.Orphaned, r.OrphanedInSlot, r.QueuedBehind, r.RedisRestarts)
 	if len(r.Reshards) > 0 {
 		fmt.Fprintf(&b, "slots migrated:     %v (redis-cli --cluster reshard, mid-run)\n", r.Reshards)
 	}
-	fmt.Fprintf(&b, "resume after kill:  p50 %s, p99 %s\n", r.ResumeP50.Round(time.Millisecond), r.ResumeP99.Round(time.Millisecond))
+	fmt.Fprintf(&b, "resume after kill:  p50 %s, p99 %s (orders the killed worker held)\n", r.ResumeP50.Round(time.Millisecond), r.ResumeP99.Round(time.Millisecond))
+	if r.OrphanedInSlot > 0 || r.QueuedBehind > 0 {
+		fmt.Fprintf(&b, "  in a slot:        p50 %s, p99 %s (those of them that held a concurrency slot)\n",
+			r.SlotResumeP50.Round(time.Millisecond), r.SlotResumeP99.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  queued behind:    p50 %s, p99 %s (orders parked behind those slots)\n",
+			r.QueuedResumeP50.Round(time.Millisecond), r.QueuedResumeP99.Round(time.Millisecond))
+	}
 	if r.Audit != nil && r.Audit.Flow != nil {
 		f := r.Audit.Flow
 		for _, p := range slices.Sorted(maps.Keys(f.MaxPerSecond)) {
@@ -461,14 +474,18 @@ func (s *system) ensureWorkers() error {
 	return nil
 }
 
-// replace SIGKILLs worker i and starts another in its place. It returns the
-// killed worker's ID and when it was killed.
-func (s *system) replace(i int) (string, time.Time, error) {
+// replace SIGKILLs worker i and starts another in its place; afterKill, if
+// set, runs in between. It returns the killed worker's ID and when it was
+// killed.
+func (s *system) replace(i int, afterKill func(id string, killed time.Time)) (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.workers[i]
 	old.proc.Kill()
 	killed := time.Now()
+	if afterKill != nil {
+		afterKill(old.id, killed)
+	}
 	nw, err := s.startWorker()
 	if err != nil {
 		return old.id, killed, err

@@ -23,11 +23,31 @@ type killer struct {
 	held     []orphan
 }
 
-// orphan is an order whose worker was killed while it held the lease.
+// orphan is an order a worker's kill held up: one whose lease the killed
+// worker held, or one parked behind a concurrency slot it held.
 type orphan struct {
 	id     string
 	killed time.Time
+	kind   orphanKind
+	// state is the order's state at the kill.
+	state string
 }
+
+// orphanKind says how a kill held an order up; each kind's resume time is
+// reported apart, as they wait for different things.
+type orphanKind int
+
+const (
+	// heldRunning: the killed worker held the order's lease, and the order
+	// held no concurrency slot.
+	heldRunning orphanKind = iota
+	// heldSlot: the killed worker held the order's lease, and the order
+	// held a concurrency slot (it was in a limited step such as charge).
+	heldSlot
+	// queuedBehind: the order was parked in the line of a concurrency slot
+	// that an order of the killed worker held.
+	queuedBehind
+)
 
 func newKiller(s *system, cfg Config) *killer { return &killer{s: s, cfg: cfg} }
 
@@ -59,22 +79,30 @@ func (k *killer) run(ctx context.Context) {
 }
 
 func (k *killer) kill(ctx context.Context, i int) {
-	id, killed, err := k.s.replace(i)
+	var held []orphan
+	// What the worker held is read right after the kill, before its
+	// replacement starts and before the leases run out.
+	id, _, err := k.s.replace(i, func(id string, killed time.Time) {
+		held = k.heldBy(ctx, id, killed)
+	})
 	if err != nil {
 		k.s.logf("chaos: restarting worker %d: %v", i, err)
 	}
-	held := k.heldBy(ctx, id, killed)
+	counts := [3]int{}
+	for _, o := range held {
+		counts[o.kind]++
+	}
 	k.mu.Lock()
 	k.kills++
-	for _, o := range held {
-		k.held = append(k.held, orphan{id: o, killed: killed})
-	}
+	k.held = append(k.held, held...)
 	k.mu.Unlock()
-	k.s.logf("chaos: killed worker %s holding %d orders", id, len(held))
+	k.s.logf("chaos: killed worker %s holding %d orders (%d in a concurrency slot), %d more queued behind its slots",
+		id, counts[heldRunning]+counts[heldSlot], counts[heldSlot], counts[queuedBehind])
 }
 
-// heldBy returns the unfinished orders whose live lease a worker held.
-func (k *killer) heldBy(ctx context.Context, workerID string, at time.Time) []string {
+// heldBy returns the unfinished orders whose live lease a worker held, and
+// those parked behind the concurrency slots these held.
+func (k *killer) heldBy(ctx context.Context, workerID string, at time.Time) []orphan {
 	rdb := k.s.conn.Client
 	shards := statemachine.NewShards(statemachine.DefaultShards(rdb))
 	var ids []string
@@ -88,28 +116,89 @@ func (k *killer) heldBy(ctx context.Context, workerID string, at time.Time) []st
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, statemachine.RecordKey(id), "stt", "lt", "lu")
+			cmds[i] = p.HMGet(ctx, statemachine.RecordKey(id), "stt", "lt", "lu", "st")
 		}
 		return nil
 	})
-	var out []string
+	held := map[string]bool{}
+	state := map[string]string{}
 	for i, id := range ids {
 		v := cmds[i].Val()
-		if len(v) < 3 {
+		if len(v) < 4 {
 			continue
 		}
 		status, _ := v[0].(string)
 		token, _ := v[1].(string)
 		until, _ := v[2].(string)
+		state[id], _ = v[3].(string)
 		var ms int64
 		for _, c := range until {
 			ms = ms*10 + int64(c-'0')
 		}
 		if status == "running" && strings.HasPrefix(token, workerID+"-") && time.UnixMilli(ms).After(at) {
-			out = append(out, id)
+			held[id] = true
+		}
+	}
+	inSlot, queued := k.slotLines(ctx, held)
+	var out []orphan
+	for id := range held {
+		kind := heldRunning
+		if inSlot[id] {
+			kind = heldSlot
+		}
+		out = append(out, orphan{id: id, killed: at, kind: kind, state: state[id]})
+	}
+	for _, id := range queued {
+		if !held[id] {
+			out = append(out, orphan{id: id, killed: at, kind: queuedBehind, state: state[id]})
 		}
 	}
 	return out
+}
+
+// slotLines reads the lines of the concurrency limits: which of the held
+// orders hold a slot, and who waits in those lines. The keys are those of
+// package flowcontrol (of:flow:{c:<step>:<field>:<value>}:h holds the
+// holders, :w the waiters).
+func (k *killer) slotLines(ctx context.Context, held map[string]bool) (inSlot map[string]bool, queued []string) {
+	inSlot = map[string]bool{}
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, statemachine.Prefix+"flow:{c:*}:h", 1000).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			holders, err := c.ZRange(ctx, key, 0, -1).Result()
+			if err != nil {
+				continue
+			}
+			blocked := false
+			mu.Lock()
+			for _, h := range holders {
+				if held[h] {
+					inSlot[h], blocked = true, true
+				}
+			}
+			mu.Unlock()
+			if !blocked {
+				continue
+			}
+			waiters, err := c.ZRange(ctx, strings.TrimSuffix(key, ":h")+":w", 0, -1).Result()
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			queued = append(queued, waiters...)
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	switch c := k.s.conn.Client.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		_ = scan(ctx, c)
+	}
+	return inSlot, queued
 }
 
 func (k *killer) restartRedis() {
@@ -145,7 +234,18 @@ func (k *killer) orphans() []orphan {
 func (k *killer) fill(r *Result) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	r.Kills, r.RedisRestarts, r.Orphaned = k.kills, k.restarts, len(k.held)
+	r.Kills, r.RedisRestarts = k.kills, k.restarts
+	for _, o := range k.held {
+		switch o.kind {
+		case heldRunning:
+			r.Orphaned++
+		case heldSlot:
+			r.Orphaned++
+			r.OrphanedInSlot++
+		case queuedBehind:
+			r.QueuedBehind++
+		}
+	}
 	k.s.redis.mu.Lock()
 	r.Reshards = append([]int(nil), k.s.redis.moved...)
 	k.s.redis.mu.Unlock()

@@ -3,7 +3,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -59,7 +61,7 @@ func waitFinished(ctx context.Context, s *system, ids []string, within time.Dura
 }
 
 // measure counts outcomes, audits, and computes the resume times.
-func (s *system) measure(ctx context.Context, r *Result, accepted []string, held []orphan) error {
+func (s *system) measure(ctx context.Context, r *Result, accepted []string, orphans []orphan) error {
 	st, err := statuses(ctx, s.conn.Client, accepted)
 	if err != nil {
 		return err
@@ -95,25 +97,84 @@ func (s *system) measure(ctx context.Context, r *Result, accepted []string, held
 	}
 	store := statemachine.NewStore(s.conn.Client, statemachine.StoreConfig{})
 	defer store.Close()
-	var resumes []time.Duration
-	for _, o := range held {
+	var held, inSlot, queued []time.Duration
+	type slow struct {
+		o    orphan
+		d    time.Duration
+		next statemachine.Event
+	}
+	var slowest []slow
+	for _, o := range orphans {
 		evs, err := store.History(ctx, o.id)
 		if err != nil {
 			continue
 		}
 		for _, ev := range evs {
 			if ev.At.After(o.killed) {
-				resumes = append(resumes, ev.At.Sub(o.killed))
+				d := ev.At.Sub(o.killed)
+				slowest = append(slowest, slow{o, d, ev})
+				switch o.kind {
+				case heldRunning:
+					held = append(held, d)
+				case heldSlot:
+					held = append(held, d)
+					inSlot = append(inSlot, d)
+				case queuedBehind:
+					queued = append(queued, d)
+				}
 				break
 			}
 		}
 	}
-	sort.Slice(resumes, func(i, j int) bool { return resumes[i] < resumes[j] })
-	if n := len(resumes); n > 0 {
-		r.ResumeP50 = resumes[n/2]
-		r.ResumeP99 = resumes[min(n-1, n*99/100)]
+	// The slowest resumes go to the log, to tell what they waited for.
+	sort.Slice(slowest, func(i, j int) bool { return slowest[i].d > slowest[j].d })
+	for _, sl := range slowest[:min(len(slowest), 10)] {
+		s.logf("chaos: slow resume %s: %s after the kill at %s (%s in %s); next %s %s %s→%s",
+			sl.o.id, sl.d.Round(time.Millisecond), sl.o.killed.Format("15:04:05.000"), []string{"held", "held in a slot", "queued behind a slot"}[sl.o.kind],
+			sl.o.state, sl.next.Type, sl.next.Event, sl.next.From, sl.next.To)
 	}
+	s.logDwell(ctx, store, accepted)
+	r.ResumeP50, r.ResumeP99 = percentiles(held)
+	r.SlotResumeP50, r.SlotResumeP99 = percentiles(inSlot)
+	r.QueuedResumeP50, r.QueuedResumeP99 = percentiles(queued)
 	return nil
+}
+
+// logDwell logs how long orders stayed in each state of a step, kills or
+// not: what a resume is to be compared with.
+func (s *system) logDwell(ctx context.Context, store *statemachine.Store, ids []string) {
+	dwell := map[string][]time.Duration{}
+	for _, id := range ids {
+		evs, err := store.History(ctx, id)
+		if err != nil {
+			continue
+		}
+		for i := 1; i < len(evs); i++ {
+			if evs[i].Type == statemachine.EventTransition && evs[i].From != "" {
+				// The time since the order entered the state.
+				for j := i - 1; j >= 0; j-- {
+					if evs[j].To == evs[i].From {
+						dwell[evs[i].From] = append(dwell[evs[i].From], evs[i].At.Sub(evs[j].At))
+						break
+					}
+				}
+			}
+		}
+	}
+	for _, st := range slices.Sorted(maps.Keys(dwell)) {
+		p50, p99 := percentiles(dwell[st])
+		s.logf("chaos: time in %s: p50 %s, p99 %s (%d orders)", st, p50.Round(time.Millisecond), p99.Round(time.Millisecond), len(dwell[st]))
+	}
+}
+
+// percentiles returns the median and the 99th percentile of ds.
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	n := len(ds)
+	if n == 0 {
+		return 0, 0
+	}
+	return ds[n/2], ds[min(n-1, n*99/100)]
 }
 
 // describeLost says where a lost order is: missing, or its state and its

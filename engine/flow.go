@@ -78,7 +78,10 @@ func (r *run) admit(ctx context.Context, st *statemachine.State) (done bool, err
 			r.e.metrics.flowWait(r.inst.Workflow, st.Step, "park")
 			r.log.Debug("step parked by flow control", "step", st.Step, "reason", adm.Reason)
 			return true, r.park(ctx, r.e.cfg.ParkRecheck)
-		case adm.Wait > maxInlineWait:
+		case adm.Wait > maxInlineWait || (adm.Wait > maxBusyInlineWait && r.e.backlogged()):
+			// A long wait, or one while tasks wait for this worker: the
+			// run ends and a delayed task asks again, rather than holding
+			// one of the worker's Concurrency for the wait.
 			r.e.metrics.flowWait(r.inst.Workflow, st.Step, "delay")
 			r.log.Debug("step delayed by flow control", "step", st.Step, "reason", adm.Reason, "wait", adm.Wait)
 			t := Task{InstanceID: r.id, Queue: r.queue, Delay: adm.Wait,
@@ -86,6 +89,7 @@ func (r *run) admit(ctx context.Context, st *statemachine.State) (done bool, err
 			return true, r.handoffTask(ctx, t, r.e.store.Now().Add(adm.Wait+r.e.cfg.RetryGrace), "flow")
 		case adm.Wait > 0:
 			r.e.metrics.flowWait(r.inst.Workflow, st.Step, "inline")
+			r.log.Debug("step waits in place for flow control", "step", st.Step, "reason", adm.Reason, "wait", adm.Wait)
 			if _, err := r.e.store.Renew(ctx, r.id, r.token, r.e.store.Now().Add(adm.Wait+r.e.cfg.Lease)); err != nil {
 				return true, err
 			}
@@ -99,6 +103,27 @@ func (r *run) admit(ctx context.Context, st *statemachine.State) (done bool, err
 		r.admission = adm
 		return false, nil
 	}
+}
+
+// maxBusyInlineWait is the longest flow-control wait a run waits out in
+// place while tasks wait in the worker's queues. A provider's 429 hold or
+// its rate limit makes every attempt on it wait at once; waited in place,
+// those waits took every one of the worker's Concurrency, and the orders
+// queued behind them (among them those resumed after a worker died) waited
+// for the waiters.
+const maxBusyInlineWait = 50 * time.Millisecond
+
+// backlogged reports whether tasks wait in any queue the worker serves.
+func (e *Engine) backlogged() bool {
+	if e.cfg.Backlog == nil {
+		return false
+	}
+	for q := range e.cfg.Queues {
+		if e.cfg.Backlog(q) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // settleAdmission reports the attempt's outcome to the flow control.

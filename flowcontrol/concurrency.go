@@ -99,6 +99,9 @@ func (f *Flow) acquire(ctx context.Context, s slot, instance, attemptID string) 
 // line is a line after a release or a sweep.
 type line struct {
 	waiting int64
+	// lapsed counts the holders whose lease had run out (their worker
+	// died), dropped by this release or sweep.
+	lapsed int64
 	// heads are the waiters the free slots belong to, first first.
 	heads []head
 }
@@ -122,8 +125,12 @@ func (f *Flow) release(ctx context.Context, s slot, instance, attemptID string) 
 	if len(res) == 0 {
 		return l, fmt.Errorf("releasing a slot of %s: empty answer", s.keys.tag)
 	}
+	if len(res) < 2 {
+		return l, fmt.Errorf("releasing a slot of %s: unexpected answer %v", s.keys.tag, res)
+	}
 	l.waiting, _ = res[0].(int64)
-	for i := 1; i+1 < len(res); i += 2 {
+	l.lapsed, _ = res[1].(int64)
+	for i := 2; i+1 < len(res); i += 2 {
 		id, _ := res[i].(string)
 		lapse, _ := strconv.ParseFloat(fmt.Sprint(res[i+1]), 64)
 		l.heads = append(l.heads, head{id: id, asked: time.UnixMilli(int64(lapse)).Add(-f.cfg.WaiterTTL)})

@@ -130,7 +130,7 @@ func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statema
 		tokens = 2 // the settling call, then the step's own
 	}
 	if f.gates(a.provider) {
-		wait, err := f.allow(ctx, a.provider, tokens)
+		wait, err := f.allow(ctx, a.provider, in.ID, tokens)
 		if err != nil {
 			return engine.Admission{}, err
 		}
@@ -155,7 +155,7 @@ func (f *Flow) Admit(ctx context.Context, in *statemachine.Instance, st *statema
 		case g.ramp < 0:
 			f.metrics.state(a.provider, StateClosed)
 		default:
-			wait, err := f.allowRamp(ctx, a.provider, g.ramp, tokens)
+			wait, err := f.allowRamp(ctx, a.provider, in.ID, g.ramp, tokens)
 			if err != nil || wait > 0 {
 				a.undo(ctx)
 				if err != nil {

@@ -523,3 +523,71 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, c.want, got, "%v", c.err)
 	}
 }
+
+// The janitor wakes the first waiter of a line as soon as it finds the slot
+// of a dead holder lapsed, however lately that waiter asked: it was parked
+// behind the dead holder, and nothing else wakes it.
+func TestConcurrencyJanitorWakesTheHeadWhenADeadHoldersSlotLapses(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r)
+		cfg := Config{Limits: []Limit{{Step: "charge", Field: "customer_id", Max: 1}}, Lease: 600 * time.Millisecond, JanitorInterval: time.Second}
+		live := b.flow(t, cfg)
+		deadRedis := r.Client(t)
+		dead, err := New(deadRedis, cfg, nil)
+		require.NoError(t, err)
+		dead.Attach(b.eng)
+		charging := b.state(statemachine.OrderCharging)
+		x, y := b.instance(t, "x", "cust", statemachine.OrderCharging), b.instance(t, "y", "cust", statemachine.OrderCharging)
+		requireAdmitted(t, admit(t, dead, x, charging))
+		require.NoError(t, deadRedis.Close())
+		ctx := context.Background()
+		require.NoError(t, live.sweep(ctx))
+		require.Empty(t, b.eng.takeWoken(), "nobody waits yet")
+		require.True(t, admit(t, live, y, charging).Park)
+		require.NoError(t, live.sweep(ctx))
+		require.Empty(t, b.eng.takeWoken(), "x's slot is still live")
+		time.Sleep(800 * time.Millisecond)
+		require.NoError(t, live.sweep(ctx))
+		require.Equal(t, []string{"y"}, b.eng.takeWoken(), "x's slot lapsed: y is woken at once, not two janitor intervals after it asked")
+		requireAdmitted(t, admit(t, live, y, charging))
+	})
+}
+
+// The rate limit's line is first come, first served: an attempt given a
+// place keeps it when it asks again early (asynq runs delayed tasks up to a
+// second early) or twice, and a newcomer takes its place behind the line
+// rather than the token of a waiter whose turn came. Before, every denied
+// ask took a new place at the end of the line, and a waiter could be sent
+// back again and again.
+func TestRateLimitLineIsFirstComeFirstServed(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r)
+		f := b.flow(t, Config{Rates: map[string]Rate{"payment": {PerSecond: 4, Burst: 1}}})
+		charging := b.state(statemachine.OrderCharging)
+		x, y, z := b.instance(t, "x", "c1", statemachine.OrderCharging), b.instance(t, "y", "c2", statemachine.OrderCharging),
+			b.instance(t, "z", "c3", statemachine.OrderCharging)
+		ax := admit(t, f, x, charging)
+		requireAdmitted(t, ax)
+		ax.Done(context.Background(), nil)
+		wy := admit(t, f, y, charging).Wait
+		require.Positive(t, wy)
+		// y asks again early: it keeps its place, and the line does not grow.
+		again := admit(t, f, y, charging).Wait
+		require.Positive(t, again)
+		require.Less(t, again, wy+wy/4+time.Millisecond, "the same place, jittered")
+		wz := admit(t, f, z, charging).Wait
+		require.Less(t, wz, wy+400*time.Millisecond, "z is next after y: y's second ask took no place")
+		// y's turn comes; z, asking at the same moment, may not take it.
+		time.Sleep(wy + 20*time.Millisecond)
+		require.Positive(t, admit(t, f, z, charging).Wait, "z waits for its own place")
+		ay := admit(t, f, y, charging)
+		requireAdmitted(t, ay)
+		ay.Done(context.Background(), nil)
+		time.Sleep(300 * time.Millisecond)
+		az := admit(t, f, z, charging)
+		requireAdmitted(t, az)
+		az.Done(context.Background(), nil)
+	})
+}

@@ -72,10 +72,11 @@ func (f *Flow) sweepLine(ctx context.Context, s slot, indexed redis.Z) error {
 		return unindexScript.Run(ctx, f.rdb, []string{waitingKey}, s.keys.tag, indexed.Score).Err()
 	}
 	// A head that asked lately is on its way (a release woke it); one that
-	// has not was never woken, or its wake-up was lost.
+	// has not was never woken, or its wake-up was lost. When this sweep
+	// freed a dead holder's slot, no release woke anyone: every head goes.
 	var stale []string
 	for _, h := range ln.heads {
-		if time.Since(h.asked) > 2*f.cfg.JanitorInterval {
+		if ln.lapsed > 0 || time.Since(h.asked) > 2*f.cfg.JanitorInterval {
 			stale = append(stale, h.id)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 //	of:flow:{<provider>}:rate       string: the rate limit's GCRA state (redis_rate)
 //	of:flow:{<provider>}:ramp       string: the recovery ramp's GCRA state
 //	of:flow:{<provider>}:sched      string: the next free place in the line of rate-limited waiters (ms)
+//	of:flow:{<provider>}:places     zset: rate-limited waiting instance -> its place in that line (ms)
 //	of:flow:{c:<step>:<field>:<value>}:h   zset: holder instance -> lease end (ms)
 //	of:flow:{c:<step>:<field>:<value>}:n   hash: holder instance -> attempt ID
 //	of:flow:{c:<step>:<field>:<value>}:w   zset: waiting instance -> first arrival (µs)
@@ -30,12 +31,12 @@ import (
 const keyPrefix = statemachine.Prefix + "flow:"
 
 // providerKeys names the keys of one provider.
-type providerKeys struct{ state, inflight, stats, rate, ramp, sched string }
+type providerKeys struct{ state, inflight, stats, rate, ramp, sched, places string }
 
 func keysOfProvider(p string) providerKeys {
 	base := keyPrefix + "{" + p + "}:"
 	return providerKeys{state: base + "state", inflight: base + "inflight", stats: base + "stats", rate: base + "rate", ramp: base + "ramp",
-		sched: base + "sched"}
+		sched: base + "sched", places: base + "places"}
 }
 
 // slotKeys names the keys of one line: one value of one concurrency limit.

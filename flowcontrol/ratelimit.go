@@ -26,42 +26,58 @@ func newLimiter(rdb redis.UniversalClient) *redis_rate.Limiter {
 // allow takes tokens from the provider's rate limit, if it has one. It
 // returns how long to wait when the limit holds the attempt back; 0 admits
 // it.
-func (f *Flow) allow(ctx context.Context, provider string, tokens int) (time.Duration, error) {
+func (f *Flow) allow(ctx context.Context, provider, instance string, tokens int) (time.Duration, error) {
 	r, limited := f.cfg.Rates[provider]
 	if !limited {
 		return 0, nil
 	}
-	return f.take(ctx, provider, keysOfProvider(provider).rate, redis_rate.Limit{Rate: r.PerSecond, Burst: r.Burst, Period: time.Second}, tokens)
+	return f.take(ctx, provider, instance, keysOfProvider(provider).rate, redis_rate.Limit{Rate: r.PerSecond, Burst: r.Burst, Period: time.Second}, tokens)
 }
 
 // allowRamp takes tokens from the ramp that follows a provider's recovery,
 // elapsed into it, when the ramp's rate is below the provider's own limit.
-func (f *Flow) allowRamp(ctx context.Context, provider string, elapsed time.Duration, tokens int) (time.Duration, error) {
+func (f *Flow) allowRamp(ctx context.Context, provider, instance string, elapsed time.Duration, tokens int) (time.Duration, error) {
 	rate := f.rampRate(elapsed)
 	if r, limited := f.cfg.Rates[provider]; limited && rate >= r.PerSecond {
 		return 0, nil
 	}
-	return f.take(ctx, provider, keysOfProvider(provider).ramp, redis_rate.Limit{Rate: rate, Burst: 1, Period: time.Second}, tokens)
+	return f.take(ctx, provider, instance, keysOfProvider(provider).ramp, redis_rate.Limit{Rate: rate, Burst: 1, Period: time.Second}, tokens)
 }
 
-// take takes tokens from one GCRA limit. An attempt it holds back gets its
-// place in the provider's line of waiters (scripts/schedule.lua): with n
-// waiters the last comes back after about n emission intervals, and asks
-// about once, rather than at every interval.
-func (f *Flow) take(ctx context.Context, provider, key string, limit redis_rate.Limit, tokens int) (time.Duration, error) {
+// take takes tokens from one GCRA limit for an attempt of instance. An
+// attempt it holds back gets its place in the provider's line of waiters
+// (scripts/schedule.lua): with n waiters the last comes back after about n
+// emission intervals, and asks about once, rather than at every interval.
+// The line is first come, first served (scripts/line.lua): an attempt with
+// a place waits for it, however often it asks, and a newcomer queues
+// behind the waiters rather than taking the token of one whose turn came.
+func (f *Flow) take(ctx context.Context, provider, instance, key string, limit redis_rate.Limit, tokens int) (time.Duration, error) {
 	// A step that makes two calls takes two tokens, which the burst must
 	// hold.
 	limit.Burst = max(limit.Burst, tokens)
+	pk := keysOfProvider(provider)
+	interval := float64(limit.Period.Milliseconds()) / float64(limit.Rate)
+	line, err := lineScript.Run(ctx, f.rdb, []string{pk.sched, pk.places}, instance, interval, tokens, maxScheduleAhead.Milliseconds()).Int64Slice()
+	if err != nil || len(line) != 2 {
+		return 0, fmt.Errorf("asking the %s rate limit's line: %v %w", provider, line, err)
+	}
+	if line[0] == 0 {
+		return time.Duration(line[1]) * time.Millisecond, nil
+	}
 	res, err := f.limiter.AllowN(ctx, key, limit, tokens)
 	if err != nil {
 		return 0, fmt.Errorf("asking the %s rate limit: %w", provider, err)
 	}
 	if res.Allowed >= tokens {
+		if line[1] == 1 {
+			if err := unplaceScript.Run(ctx, f.rdb, []string{pk.places}, instance).Err(); err != nil {
+				f.log.Debug("leaving the rate limit's line; the place lapses", "provider", provider, "err", err)
+			}
+		}
 		return 0, nil
 	}
-	interval := float64(limit.Period.Milliseconds()) / float64(limit.Rate)
-	place, err := scheduleScript.Run(ctx, f.rdb, []string{keysOfProvider(provider).sched}, interval, tokens, maxScheduleAhead.Milliseconds(),
-		res.RetryAfter.Milliseconds()).Int64()
+	place, err := scheduleScript.Run(ctx, f.rdb, []string{pk.sched, pk.places}, interval, tokens, maxScheduleAhead.Milliseconds(),
+		res.RetryAfter.Milliseconds(), instance).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("asking the %s rate limit for a place: %w", provider, err)
 	}

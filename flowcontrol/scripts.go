@@ -24,6 +24,8 @@ var (
 	unindexScript  = loadScript("unindex.lua")
 	lockScript     = loadScript("lock.lua")
 	scheduleScript = loadScript("schedule.lua")
+	lineScript     = loadScript("line.lua")
+	unplaceScript  = loadScript("unplace.lua")
 )
 
 func loadScript(name string) *redis.Script {

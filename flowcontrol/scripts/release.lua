@@ -12,8 +12,10 @@
 -- ARGV[2]  attempt ID
 -- ARGV[3]  the limit (slots)
 --
--- Returns {waiting, heads...}: how many wait, and the first of them, as
--- many as there are free slots, each followed by when it last asked (ms).
+-- Returns {waiting, lapsed, heads...}: how many wait, how many holders'
+-- leases had run out (a dead worker's slots, freed now), and the first
+-- waiters, as many as there are free slots, each followed by when its wait
+-- lapses (ms).
 local function n(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -21,16 +23,18 @@ if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
+local lapsed = 0
 for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', n(now))) do
   redis.call('ZREM', KEYS[1], h)
   redis.call('HDEL', KEYS[2], h)
+  lapsed = lapsed + 1
 end
 for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', n(now))) do
   redis.call('ZREM', KEYS[3], w)
   redis.call('ZREM', KEYS[4], w)
 end
 local waiting = redis.call('ZCARD', KEYS[3])
-local out = {waiting}
+local out = {waiting, lapsed}
 local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
 if free > 0 and waiting > 0 then
   for _, w in ipairs(redis.call('ZRANGE', KEYS[3], 0, free - 1)) do

@@ -5,10 +5,12 @@
 -- itself still decides when they go.
 --
 -- KEYS[1]  the schedule   of:flow:{<provider>}:sched (string: the next free moment, ms)
+-- KEYS[2]  the places     of:flow:{<provider>}:places (zset: instance -> its place, ms; see line.lua)
 -- ARGV[1]  the emission interval, ms (may be fractional)
 -- ARGV[2]  tokens the attempt takes
 -- ARGV[3]  the furthest ahead a place is given, ms
 -- ARGV[4]  when the limit lets the next call through, ms from now
+-- ARGV[5]  instance ID: its place is recorded
 --
 -- Returns how long the caller waits for its place, ms.
 local function n(x) return string.format('%.3f', x) end
@@ -22,4 +24,6 @@ end
 local horizon = tonumber(ARGV[3])
 local mine = math.min(at, now + horizon)
 redis.call('SET', KEYS[1], n(math.min(at + tonumber(ARGV[1]) * tonumber(ARGV[2]), now + horizon)), 'PX', math.floor(horizon * 2))
+redis.call('ZADD', KEYS[2], n(mine), ARGV[5])
+redis.call('PEXPIRE', KEYS[2], math.floor(horizon * 2))
 return math.floor(mine - now)
