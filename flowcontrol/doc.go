@@ -37,7 +37,14 @@
 //
 // A Rate limits the calls to a provider with GCRA (go-redis/redis_rate),
 // asked right before the attempt begins: a step over the limit waits for
-// its slot, uses no attempt, and asks again once.
+// its slot, uses no attempt, and asks again once. The steps held back form
+// a first-come, first-served line per provider (scripts/line.lua and
+// schedule.lua): each keeps its place however early or often it asks
+// again, and a newcomer queues behind the waiters rather than taking the
+// token of one whose turn came. The engine waits out a short wait in place
+// only while no task waits for the worker; otherwise, and for any long
+// wait, it hands the order to a delayed task, so that waiters never use
+// up a worker's concurrency.
 //
 // # Redis
 //
