@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/internal/redistest"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/statemachine"
@@ -91,5 +93,42 @@ func TestMigratedFanoutOrderReleasesEveryWarehouse(t *testing.T) {
 		require.Equal(t, statemachine.OrderCancelled, in.State, "last error %q", in.LastError)
 		require.Equal(t, 1, in.Version)
 		require.Equal(t, 2, b.prov.Applied(providers.OpRelease), "every warehouse's reservation is released (reserved %d)", b.prov.Applied(providers.OpReserve))
+	})
+}
+
+// A fan-out step governed by flow control (here a concurrency limit on
+// reserve_at per customer, one at a time) is admitted like any step, but
+// its admission was settled only by the next single step of the same run.
+// When the run ended after the fan-out (a branch's 503 scheduled a retry;
+// likewise a hand-off to another queue, a pause, a park), the admission
+// was dropped unsettled: its slot was kept, renewed for as long as the
+// worker lived, and the retry, which waits for the instance's own earlier
+// slot like anyone's, parked in reserving for good, as did every later
+// order of the customer. (With a breaker, a half-open probe made by such a
+// fan-out never came back, holding the provider's circuit half-open.)
+func TestFanoutAdmissionIsSettled(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		flow, err := flowcontrol.New(r.Client(t), flowcontrol.Config{
+			Limits: []flowcontrol.Limit{{Step: statemachine.StepReserveAt, Field: "customer_id", Max: 1}},
+			Lease:  time.Second, JanitorInterval: 100 * time.Millisecond, Logger: discardLogger(),
+		}, nil)
+		require.NoError(t, err)
+		unavailable := func() error {
+			return &providers.Error{Provider: providers.ProviderInventory, Op: providers.OpReserve, Status: http.StatusServiceUnavailable}
+		}
+		b := setup(t, r, setupOpts{registry: bothVersions(2), cfg: engine.Config{Flow: flow, ParkRecheck: 200 * time.Millisecond},
+			activities: answerFirst(statemachine.StepReserveAt, 1, false, unavailable)})
+		flow.Attach(b.eng)
+
+		b.start(t, "o1")
+		deadline := time.Now().Add(4 * time.Second) // four flow leases
+		for time.Now().Before(deadline) && b.load(t, "o1").State != statemachine.OrderCompleted {
+			b.advance(t, "o1")
+			time.Sleep(100 * time.Millisecond)
+		}
+		in := b.load(t, "o1")
+		require.Equal(t, statemachine.OrderCompleted, in.State,
+			"the retried fan-out gets the slot its first attempt held (state %s, last error %q)", in.State, in.LastError)
 	})
 }
