@@ -132,3 +132,55 @@ func TestFanoutAdmissionIsSettled(t *testing.T) {
 			"the retried fan-out gets the slot its first attempt held (state %s, last error %q)", in.State, in.LastError)
 	})
 }
+
+// An operator moves a version 2 order waiting for a human's review to
+// version 1, mapping in_review (which version 1 lacks) to shipping.
+// Version 2's charging and shipping declare the results they need
+// (State.Requires), which is how CheckMigration refuses such a move, but
+// version 1's declared none: the check found the move safe, and the order
+// shipped unreserved and unpaid.
+func TestMigrationCannotSkipToShippingUnpaid(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		ctx := context.Background()
+		b := setup(t, r, setupOpts{registry: bothVersions(2)})
+		b.prov.ReviewCustomers = map[string]bool{"c": true}
+		b.start(t, "o1")
+		b.advanceNow(t, "o1")
+		require.Equal(t, statemachine.OrderInReview, b.load(t, "o1").State)
+
+		for _, to := range []string{statemachine.OrderShipping, statemachine.OrderCharging} {
+			c, err := b.eng.Migrate(ctx, "o1", 1, map[string]string{statemachine.OrderInReview: to})
+			require.NoError(t, err)
+			require.False(t, c.Safe, "moving an order with nothing reserved nor charged into %s is not safe", to)
+		}
+		b.advanceNow(t, "o1")
+		in := b.load(t, "o1")
+		require.Equal(t, 2, in.Version)
+		require.Zero(t, b.prov.Applied(providers.OpShip), "nothing shipped")
+		require.Zero(t, b.prov.Applied(providers.OpCharge), "nothing charged")
+	})
+}
+
+// advanceNow advances id and runs the tasks queued meanwhile that are due
+// within a second (a review's deadline task is left alone).
+func (b *testBundle) advanceNow(t *testing.T, id string) {
+	t.Helper()
+	require.NoError(t, b.eng.Advance(context.Background(), id, engine.AdvanceOptions{Queue: statemachine.DefaultQueue}))
+	for range 100 {
+		ts := b.queue.take()
+		ran := 0
+		for _, task := range ts {
+			if task.Delay > time.Second {
+				continue
+			}
+			ran++
+			time.Sleep(task.Delay)
+			require.NoError(t, b.eng.Advance(context.Background(), task.InstanceID, engine.AdvanceOptions{Queue: task.Queue, TaskID: task.TaskID}))
+		}
+		if ran == 0 {
+			return
+		}
+	}
+	t.Fatal("tasks kept coming")
+}
