@@ -84,6 +84,10 @@ func (e *Engine) advance(ctx context.Context, id string, opt AdvanceOptions, tas
 	}
 	ctx, span := r.startAdvance(ctx, opt)
 	err := r.loop(ctx)
+	// An admission still held here is one no attempt reported on: give it
+	// back, or its slots and in-flight mark would be renewed for as long as
+	// the worker lives.
+	r.settleAdmission(ctx, ErrNotAttempted)
 	// Whatever ended the run, it gives the lease up: another task, or the
 	// reaper, takes over at once rather than after the lease runs out.
 	r.release()

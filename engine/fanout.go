@@ -99,6 +99,9 @@ func (r *run) runFanout(ctx context.Context, st *statemachine.State) (done bool,
 	wg.Wait()
 	stop()
 	cancel()
+	// The branches' calls were admitted as one attempt: report it, before
+	// the outcome is committed, as runStep's caller does for a step.
+	r.settleAdmission(ctx, fanoutErr(outs))
 	var d decision
 	applied, err := r.commitLoopApplied(ctx, st, func() decision {
 		d = r.decideFanout(st, outs)
@@ -114,6 +117,18 @@ func (r *run) runFanout(ctx context.Context, st *statemachine.State) (done bool,
 		return true, r.parked(ctx, st)
 	}
 	return false, nil
+}
+
+// fanoutErr is the outcome of a fan-out's calls as flow control counts it:
+// the first error that is not a decline (the provider did not work), or
+// nil when every call got an answer.
+func fanoutErr(outs map[string]outcome) error {
+	for _, b := range sortedKeys(outs) {
+		if err := outs[b].err; err != nil && !classify(err).permanent {
+			return err
+		}
+	}
+	return nil
 }
 
 // runBranch runs one branch's attempt (runFanout renews the lease for all).

@@ -167,10 +167,30 @@ func (a *activities) refund(ctx context.Context, in *statemachine.Instance) (map
 }
 
 // release gives the stock back, settling an unknown reservation first the
-// same way refund settles a charge.
+// same way refund settles a charge. Like every compensation it is driven by
+// what the order may hold, not by the version it runs now: an order that
+// reserved per warehouse (version 2, or migrated from it to version 1)
+// releases every warehouse's reservation, and one that reserved without a
+// warehouse (version 1, or migrated from it) its single reservation.
 func (a *activities) release(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
+	if len(in.Branches) > 0 {
+		if err := a.releaseAt(ctx, in, ""); err != nil {
+			return nil, err
+		}
+	}
+	return a.releaseSingle(ctx, in)
+}
+
+// releaseSingle releases the reservation made without a warehouse (key
+// <order_id>:reserve), if the order may hold one.
+func (a *activities) releaseSingle(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
 	out := map[string]string{}
 	res := in.Results[ResultReservationID]
+	for _, wh := range in.Branches {
+		if res != "" && res == in.Results[statemachine.BranchKey(ResultReservationID, wh)] {
+			return out, nil // a warehouse's reservation (the fan-in's winner), released above
+		}
+	}
 	if res == "" {
 		if !in.InDoubt(statemachine.StepReserve, ResultReservationID) {
 			return out, nil // nothing was reserved

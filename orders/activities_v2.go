@@ -81,13 +81,10 @@ func (a *activities) releaseExtra(ctx context.Context, in *statemachine.Instance
 
 // releaseAll compensates the reservations: it releases the stock at every
 // warehouse that may hold some, settling those in doubt first. An order
-// that came from version 1 (no branches) holds at most one reservation,
-// made without a warehouse.
+// that came from version 1 holds at most one reservation, made without a
+// warehouse. It is version 1's release, which handles both.
 func (a *activities) releaseAll(ctx context.Context, in *statemachine.Instance) (map[string]string, error) {
-	if len(in.Branches) == 0 {
-		return a.release(ctx, in)
-	}
-	return nil, a.releaseAt(ctx, in, "")
+	return a.release(ctx, in)
 }
 
 // releaseAt releases the reservations of every branch but keep's. A
