@@ -175,13 +175,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code)
 	b.waitFor("paused", `!!document.querySelector('.head-badges .badge.paused') && !!document.querySelector('button[data-signal=resume]')`)
 	require.Equal(t, []string{"approve", "reject", "resume", "cancel"}, b.signals())
-	b.do("resume", chromedp.Click(chromedp.CSS(`button[data-signal=resume]`)))
+	b.click("resume", `button[data-signal=resume]`)
 	b.waitFor("resumed", `!document.querySelector('.head-badges .badge.paused') && !!document.querySelector('button[data-signal=pause]')`)
 	s.waitOrder("ui-review", func(o orders.Resource) bool { return !o.Paused })
 
 	// Cancel, with a reason.
 	b.do("give a reason", chromedp.SendKeys(chromedp.CSS(`input.reason`), "customer called"))
-	b.do("cancel", chromedp.Click(chromedp.CSS(`button[data-signal=cancel]`)))
+	b.click("cancel", `button[data-signal=cancel]`)
 	b.waitFor("cancelled", `!!document.querySelector('.current-state[data-state=cancelled]') && !!document.querySelector('.head-badges .status-cancelled')`)
 	b.waitFor("the diagram follows", `!!document.querySelector('.diagram svg .state.current[data-state=cancelled]') &&
 		!!document.querySelector('.diagram svg .edge.taken[data-from=in_review][data-to=cancelled]')`)
@@ -229,7 +229,7 @@ func TestDashboardAsksForAToken(t *testing.T) {
 	require.Empty(t, eval[string](b, `document.cookie`))
 
 	b.click("open the order", `a[href="#/orders/ui-auth"]`)
-	b.do("reject", chromedp.Click(chromedp.CSS(`button[data-signal=reject]`)))
+	b.click("reject", `button[data-signal=reject]`)
 	b.waitFor("rejected", `!!document.querySelector('.current-state[data-state=failed]')`)
 	s.waitOrder("ui-auth", func(o orders.Resource) bool { return o.Status == "failed" })
 
