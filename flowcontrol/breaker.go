@@ -103,6 +103,16 @@ func classify(err error) (outcome string, hold time.Duration) {
 	return outcomeErr, 0
 }
 
+// holdFullShare is the share of 429s among a provider's calls over the
+// breaker's window from which a 429 holds the provider for its whole
+// Retry-After; below it the hold is scaled down in proportion (a 429 among
+// 20 calls holds for a tenth of its Retry-After). A provider over its real
+// limit answers most calls 429 and is held in full at once; one that
+// answers a stray 429 now and then (a lock it contends on, a blip) does
+// not stop every worker each time. The attempt that got the 429 waits its
+// whole Retry-After either way (its retry honours it).
+const holdFullShare = 0.5
+
 // record reports an admitted attempt's outcome to its provider's gate and
 // returns the breaker's transition, if any.
 func (f *Flow) record(ctx context.Context, provider, attemptID, outcome string, hold time.Duration, probe bool) (string, error) {
@@ -110,7 +120,7 @@ func (f *Flow) record(ctx context.Context, provider, attemptID, outcome string, 
 	b := f.cfg.Breaker
 	tr, err := recordScript.Run(ctx, f.rdb, []string{k.state, k.inflight, k.stats},
 		attemptID, outcome, hold.Milliseconds(), flag(probe), flag(b.On()), b.ErrorRate, b.MinCalls,
-		b.Window.Milliseconds(), b.bucket().Milliseconds(), b.OpenFor.Milliseconds(), b.MaxOpen.Milliseconds()).Text()
+		b.Window.Milliseconds(), b.bucket().Milliseconds(), b.OpenFor.Milliseconds(), b.MaxOpen.Milliseconds(), holdFullShare).Text()
 	if err != nil {
 		return "", fmt.Errorf("recording an outcome of %s: %w", provider, err)
 	}

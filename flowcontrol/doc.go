@@ -6,7 +6,8 @@
 //
 // Every attempt of a step that calls a provider first asks the provider's
 // gate (scripts/gate.lua): an operator may have paused the provider
-// (Admin.Pause), a 429 answer may hold it for its Retry-After, its circuit
+// (Admin.Pause), a 429 answer may hold it (for its Retry-After scaled by
+// the share of 429s among the provider's recent calls: see holdFullShare), its circuit
 // breaker may be open. A step held there waits (engine.Admission.Wait)
 // without using an attempt. An admitted attempt is marked in flight and
 // reports its outcome when it ends (scripts/record.lua), which is what the

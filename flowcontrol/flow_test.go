@@ -502,6 +502,46 @@ func TestA429HoldsTheProviderForEveryWorker(t *testing.T) {
 	})
 }
 
+// A stray 429 among many answered calls holds the provider only for a
+// share of its Retry-After; once 429s are half the window's calls, a 429
+// holds it for the whole Retry-After.
+func TestA429HoldIsScaledByTheShareOf429s(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, r *redistest.Instance) {
+		b := setup(t, r)
+		f := b.flow(t, Config{Gate: true})
+		ctx := context.Background()
+		charging := b.state(statemachine.OrderCharging)
+		in := b.instance(t, "x", "c", statemachine.OrderCharging)
+		limited := &providers.Error{Provider: "payment", Op: "charge", Status: 429, RetryAfter: 4 * time.Second}
+		for range 19 {
+			a := admit(t, f, in, charging)
+			requireAdmitted(t, a)
+			a.Done(ctx, nil)
+		}
+		a := admit(t, f, in, charging)
+		requireAdmitted(t, a)
+		a.Done(ctx, limited)
+		// 1 429 in 20 calls: a tenth of the full share, 0.4s of 4s.
+		a = admit(t, f, in, charging)
+		require.Contains(t, a.Reason, "hold")
+		require.Greater(t, a.Wait, 200*time.Millisecond)
+		require.LessOrEqual(t, a.Wait, 600*time.Millisecond, "not the whole Retry-After")
+
+		// Another provider, answering one call of two 429: held in full.
+		shipping := b.state(statemachine.OrderShipping)
+		sh := b.instance(t, "s", "c", statemachine.OrderShipping)
+		a = admit(t, f, sh, shipping)
+		requireAdmitted(t, a)
+		a.Done(ctx, nil)
+		a = admit(t, f, sh, shipping)
+		requireAdmitted(t, a)
+		a.Done(ctx, &providers.Error{Provider: "shipping", Op: "ship", Status: 429, RetryAfter: 4 * time.Second})
+		a = admit(t, f, sh, shipping)
+		require.Greater(t, a.Wait, 3*time.Second, "the whole Retry-After")
+	})
+}
+
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

@@ -1,5 +1,9 @@
 -- record.lua: an attempt admitted by gate.lua reports its outcome. Its
--- in-flight mark goes; a 429 holds the whole provider for its Retry-After;
+-- in-flight mark goes; a 429 holds the whole provider for its Retry-After,
+-- scaled by the share of 429s among the window's calls (in full once that
+-- share reaches ARGV[12]): a provider that pushes back on much of the
+-- traffic stops every worker for as long as it asks, while a stray 429
+-- among many answered calls slows them only a little;
 -- the outcome counts in the provider's error rate (one bucket per tenth of
 -- the window); and the breaker moves: closed to open when the error rate
 -- over the window reaches the threshold with enough calls, half-open to
@@ -8,7 +12,7 @@
 --
 -- KEYS[1]  provider state hash   of:flow:{<provider>}:state
 -- KEYS[2]  in-flight marks       of:flow:{<provider>}:inflight
--- KEYS[3]  outcome counts        of:flow:{<provider>}:stats (hash: "<bucket>:n", "<bucket>:e",
+-- KEYS[3]  outcome counts        of:flow:{<provider>}:stats (hash: "<bucket>:n", "<bucket>:e", "<bucket>:l" (429s),
 --          and "cur", "bucket_ms", "window_ms": the current bucket and the sizes they count by)
 -- ARGV[1]  attempt ID
 -- ARGV[2]  outcome: "ok", "err", "limited" (a 429) or "none" (no call, or one that says nothing about the provider)
@@ -21,6 +25,7 @@
 -- ARGV[9]  bucket, ms
 -- ARGV[10] first open period, ms
 -- ARGV[11] longest open period, ms
+-- ARGV[12] the share of 429s among the window's calls from which a 429 holds for its whole Retry-After (0..1]
 --
 -- Returns the breaker's transition: "", "closed>open", "half_open>closed"
 -- or "half_open>open".
@@ -38,13 +43,6 @@ if outcome == 'none' then
   end
   return ''
 end
-if outcome == 'limited' then
-  local hold = now + tonumber(ARGV[3])
-  local cur = tonumber(redis.call('HGET', KEYS[1], 'hold_until') or 0) or 0
-  if hold > cur then
-    redis.call('HSET', KEYS[1], 'hold_until', n(hold))
-  end
-end
 local window, bucket = tonumber(ARGV[8]), tonumber(ARGV[9])
 local nb = math.max(1, math.floor(window / bucket))
 local b = math.floor(now / bucket)
@@ -52,6 +50,21 @@ local failed = outcome ~= 'ok'
 redis.call('HINCRBY', KEYS[3], n(b) .. ':n', 1)
 if failed then
   redis.call('HINCRBY', KEYS[3], n(b) .. ':e', 1)
+end
+if outcome == 'limited' then
+  redis.call('HINCRBY', KEYS[3], n(b) .. ':l', 1)
+  local calls, limited = 0, 0
+  for i = 0, nb - 1 do
+    local v = redis.call('HMGET', KEYS[3], n(b - i) .. ':n', n(b - i) .. ':l')
+    calls = calls + (tonumber(v[1] or 0) or 0)
+    limited = limited + (tonumber(v[2] or 0) or 0)
+  end
+  local share = math.min(1, (limited / math.max(calls, 1)) / tonumber(ARGV[12]))
+  local hold = now + math.ceil(tonumber(ARGV[3]) * share)
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'hold_until') or 0) or 0
+  if hold > cur then
+    redis.call('HSET', KEYS[1], 'hold_until', n(hold))
+  end
 end
 if redis.call('HGET', KEYS[3], 'cur') ~= n(b) then
   -- A new bucket: drop the ones that left the window.
