@@ -387,7 +387,7 @@ func (h *harness) throughput(ctx context.Context, mode string, workers, n int, l
 		return ThroughputResult{}, err
 	}
 	procs, err := h.startWorkers(workers, WorkerOptions{Mode: mode, Concurrency: h.cfg.Concurrency,
-		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: latency, FlowArgs: flowArgs})
+		Wake: true, ProviderLatency: latency, FlowArgs: flowArgs})
 	if err != nil {
 		return ThroughputResult{}, err
 	}

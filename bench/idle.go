@@ -29,8 +29,14 @@ func (h *harness) idle(ctx context.Context, wake bool) (IdleResult, error) {
 	if err := h.flush(ctx); err != nil {
 		return IdleResult{}, err
 	}
+	// Polling only, asynq polls every 100ms; with the wake path, the
+	// worker's default applies (200ms: the poll is only the fallback).
+	var poll time.Duration
+	if !wake {
+		poll = 100 * time.Millisecond
+	}
 	workers, err := h.startWorkers(1, WorkerOptions{Mode: ModeOrderflow, Concurrency: h.cfg.Concurrency,
-		TaskCheckInterval: 100 * time.Millisecond, Wake: wake})
+		TaskCheckInterval: poll, Wake: wake})
 	if err != nil {
 		return IdleResult{}, err
 	}

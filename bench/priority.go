@@ -45,7 +45,7 @@ func (h *harness) priority(ctx context.Context) (PriorityResult, error) {
 	}
 	latency := h.cfg.ScalingLatency
 	procs, err := h.startWorkers(1, WorkerOptions{Mode: ModeOrderflow, RedisURL: h.redisURL, Concurrency: h.cfg.Concurrency,
-		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: latency})
+		Wake: true, ProviderLatency: latency})
 	if err != nil {
 		return PriorityResult{}, err
 	}

@@ -156,7 +156,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	}
 	defer shutdown()
 	s := &soak{cfg: cfg, h: h, opts: WorkerOptions{Mode: ModeOrderflow, Concurrency: cfg.Concurrency,
-		TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: cfg.ProviderLatency,
+		Wake: true, ProviderLatency: cfg.ProviderLatency,
 		Lease: cfg.Lease, ReaperInterval: cfg.ReaperInterval, WakeWorkers: cfg.WakeWorkers}}
 	res := &SoakResult{Config: cfg, Machine: describeMachine(ctx, h.rdb), Date: time.Now().UTC()}
 	if err := h.flush(ctx); err != nil {

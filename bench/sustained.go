@@ -60,7 +60,7 @@ func (h *harness) sustained(ctx context.Context) (SustainedResult, error) {
 		return r, err
 	}
 	workers, err := h.startWorkers(c.SustainedWorkers, WorkerOptions{Mode: ModeOrderflow,
-		Concurrency: c.Concurrency, TaskCheckInterval: 100 * time.Millisecond, Wake: true, ProviderLatency: c.SustainedLatency,
+		Concurrency: c.Concurrency, Wake: true, ProviderLatency: c.SustainedLatency,
 		WakeWorkers: c.WakeWorkers})
 	if err != nil {
 		return r, err

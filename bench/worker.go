@@ -39,7 +39,8 @@ type WorkerOptions struct {
 	// RedisURL is a single Redis; RedisCluster the seeds of a cluster.
 	RedisURL, RedisCluster string
 	Concurrency            int
-	// TaskCheckInterval and Wake tune the orderflow worker (idle runs).
+	// TaskCheckInterval and Wake tune the orderflow worker (idle runs); a
+	// zero TaskCheckInterval leaves the worker's default.
 	TaskCheckInterval time.Duration
 	Wake              bool
 	// WakeWorkers is the engine's number of wake-path goroutines; zero

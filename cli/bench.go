@@ -132,7 +132,7 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis URL")
 	fs.StringVar(&o.RedisCluster, "redis-cluster", "", "seed addresses of a Redis Cluster, instead of --redis-url")
 	fs.IntVar(&o.Concurrency, "concurrency", 20, "concurrency")
-	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 100*time.Millisecond, "asynq poll interval")
+	fs.DurationVar(&o.TaskCheckInterval, "task-check-interval", 0, "asynq poll interval (0: the worker's default)")
 	fs.BoolVar(&o.Wake, "wake", true, "use the wake fast path")
 	fs.IntVar(&o.WakeWorkers, "wake-workers", 0, "the engine's wake-path goroutines (0: its default)")
 	fs.DurationVar(&o.ProviderLatency, "provider-latency", 0, "latency added to every provider call")

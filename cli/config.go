@@ -37,7 +37,7 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.lease, "lease", 5*time.Second, "how long a worker holds an order without renewing; a dead worker's orders resume after it")
 	fs.DurationVar(&w.retention, "retention", 168*time.Hour, "how long finished orders and their history are kept")
 	fs.DurationVar(&w.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a stopping process waits for running work")
-	fs.DurationVar(&w.taskCheckInterval, "task-check-interval", 100*time.Millisecond, "how often an idle worker polls its queues")
+	fs.DurationVar(&w.taskCheckInterval, "task-check-interval", 200*time.Millisecond, "how often an idle worker polls its queues (the wake lists carry new work at once; this is the fallback)")
 	fs.DurationVar(&w.reaperInterval, "reaper-interval", time.Second, "how often the reaper looks for orders whose worker died")
 }
 

@@ -30,10 +30,15 @@ type WorkerConfig struct {
 	// multiplied by the priority's (statemachine.WeightedQueues).
 	Queues map[string]int
 	// TaskCheckInterval is asynq's poll interval when the queues are empty.
-	// Default 100ms.
+	// Default 200ms: every hop without a delay is also announced on the wake
+	// lists, which a worker with spare capacity blocks on, so the poll is
+	// the durable fallback, not the latency path; each poll costs one
+	// script per queue (12 with the priorities).
 	TaskCheckInterval time.Duration
 	// DelayedTaskCheckInterval is how often scheduled retries are moved to
-	// their queue. Default 250ms.
+	// their queue. Default 500ms: only waits of 2s or more (or flow-control
+	// waits while tasks wait) go through delayed tasks, and asynq schedules
+	// them in whole seconds; each check costs two scripts per queue.
 	DelayedTaskCheckInterval time.Duration
 	// ShutdownTimeout bounds how long a stopping worker waits for running
 	// tasks. Default 10s.
@@ -62,8 +67,8 @@ type WorkerConfig struct {
 // WithDefaults returns the config with its zero fields set.
 func (c WorkerConfig) WithDefaults() WorkerConfig {
 	c.Concurrency = cmp.Or(c.Concurrency, 20)
-	c.TaskCheckInterval = cmp.Or(c.TaskCheckInterval, 100*time.Millisecond)
-	c.DelayedTaskCheckInterval = cmp.Or(c.DelayedTaskCheckInterval, 250*time.Millisecond)
+	c.TaskCheckInterval = cmp.Or(c.TaskCheckInterval, 200*time.Millisecond)
+	c.DelayedTaskCheckInterval = cmp.Or(c.DelayedTaskCheckInterval, 500*time.Millisecond)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -183,7 +188,7 @@ func registerBacklog(reg prometheus.Registerer, b *tasks.Backlog, queues []strin
 	}
 	for _, q := range queues {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "orderflow_queue_pending", Help: "Tasks waiting in an asynq queue (its pending list), refreshed every 250ms.",
+			Name: "orderflow_queue_pending", Help: "Tasks waiting in an asynq queue (its pending list), refreshed every 250ms while it is read.",
 			ConstLabels: prometheus.Labels{"queue": q},
 		}, func() float64 { return float64(b.Len(q)) }))
 	}

@@ -9,14 +9,17 @@ import (
 )
 
 // Backlog follows how many tasks wait in each of a worker's queues, from
-// asynq's pending lists, refreshed every interval in one round trip. The
-// engine asks it whether a run may go on inline into another queue's step
-// (engine.Config.Backlog).
+// asynq's pending lists, refreshed in one round trip every interval in
+// which it was read. The engine asks it whether a run may go on inline into
+// another queue's step, or wait in place (engine.Config.Backlog); an idle
+// worker asks nothing, and costs Redis nothing for it. The first read after
+// a quiet spell sees the counts of the last refresh.
 type Backlog struct {
 	rdb      redis.UniversalClient
 	interval time.Duration
 	queues   []string
 	counts   map[string]*atomic.Int64 // read-only map
+	read     atomic.Bool              // read since the last refresh
 }
 
 // NewBacklog returns a Backlog of queues; call Run to keep it fresh.
@@ -36,21 +39,26 @@ func pendingKey(queue string) string { return "asynq:{" + queue + "}:pending" }
 // queue it does not follow.
 func (b *Backlog) Len(queue string) int64 {
 	if c, ok := b.counts[queue]; ok {
+		b.read.Store(true)
 		return c.Load()
 	}
 	return 0
 }
 
-// Run refreshes the counts every interval until ctx ends.
+// Run refreshes the counts, at start and then every interval in which they
+// were read, until ctx ends.
 func (b *Backlog) Run(ctx context.Context) {
 	t := time.NewTicker(b.interval)
 	defer t.Stop()
+	b.refresh(ctx)
 	for {
-		b.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if b.read.Swap(false) {
+				b.refresh(ctx)
+			}
 		}
 	}
 }
