@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/flowcontrol"
 	"github.com/orderflow/orderflow/orders"
 	"github.com/orderflow/orderflow/providers"
 	"github.com/orderflow/orderflow/server"
@@ -47,6 +48,7 @@ func startSystem(t *testing.T, tokens ...api.Token) *system {
 	cfg.API.API.Tokens = tokens
 	cfg.Worker.ShutdownTimeout = time.Second
 	cfg.Worker.Registry = reg
+	cfg.Worker.Flow = flowcontrol.Config{Gate: true} // a pause holds the workers
 	d, err := server.StartDev(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -84,6 +86,30 @@ func (s *system) call(method, path, body string) (int, orders.Resource) {
 		require.NoError(s.t, json.Unmarshal(b, &o), "%s %s: %s", method, path, b)
 	}
 	return res.StatusCode, o
+}
+
+// providerState returns a provider's state from GET /v1/providers.
+func (s *system) providerState(name string) string {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.dev.APIURL()+"/v1/providers", nil)
+	require.NoError(s.t, err)
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer res.Body.Close()
+	var list struct {
+		Providers []struct{ Name, State string }
+	}
+	require.NoError(s.t, json.NewDecoder(res.Body).Decode(&list))
+	for _, p := range list.Providers {
+		if p.Name == name {
+			return p.State
+		}
+	}
+	s.t.Fatalf("no provider %q in %+v", name, list)
+	return ""
 }
 
 // create places an order of amount cents.
@@ -191,10 +217,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.Equal(t, statemachine.OrderCancelled, o.State)
 	b.screenshot("order-cancelled")
 
-	// Providers: flow control, or "not configured" where the API has none.
+	// Providers: each one's flow control; pause one with its button, see it
+	// paused live (and in the API), resume it.
 	b.click("open providers", `a[data-nav=providers]`)
-	b.waitFor("providers", `!!document.querySelector('[data-state=not-configured], table.providers-table')`)
+	b.waitFor("providers", `!!document.querySelector('table.providers-table tr[data-provider=payment][data-state=closed]')`)
 	b.screenshot("providers")
+	b.click("pause payment", `tr[data-provider=payment][data-state=closed] button`)
+	b.waitFor("payment paused", `!!document.querySelector('tr[data-provider=payment][data-state=paused]')`)
+	require.Equal(t, "paused", s.providerState("payment"))
+	b.screenshot("provider-paused")
+	b.click("resume payment", `tr[data-provider=payment][data-state=paused] button`)
+	b.waitFor("payment resumed", `!!document.querySelector('tr[data-provider=payment][data-state=closed]')`)
+	require.Equal(t, "closed", s.providerState("payment"))
 
 	require.True(t, eval[bool](b, `window.sameDocument === true`), "the page never reloaded")
 	b.requireCleanConsole(regexp.MustCompile(`/v1/providers`))

@@ -28,7 +28,10 @@ export function mountProviders(root) {
         body.replaceChildren(h('p', { class: 'error', role: 'alert' }, problemText(e)));
       }
     }
-    if (!stopped) timer = setTimeout(refresh, every);
+    if (!stopped) {
+      clearTimeout(timer); // one pending refresh, however many ran
+      timer = setTimeout(refresh, every);
+    }
   }
 
   function render(providers) {
@@ -56,6 +59,8 @@ export function mountProviders(root) {
       await api(`/v1/providers/${encodeURIComponent(name)}/${op}`, { method: 'POST' });
       notice.textContent = `${name}: ${op}d`;
       notice.className = 'notice ok';
+      clearTimeout(timer);
+      refresh(); // show the new state at once, not at the next tick
     } catch (e) {
       notice.textContent = `${name}: ${problemText(e)}`;
       notice.className = 'notice bad';
