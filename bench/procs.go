@@ -45,7 +45,8 @@ func (h *harness) startWorker(o WorkerOptions) (*subproc.Proc, error) {
 		if o.WorkerID != "" {
 			name += "-" + o.WorkerID
 		}
-		args = append(args, "--cpuprofile", fmt.Sprintf("%s/%s-%d.pprof", h.cfg.ProfileDir, name, h.profiles))
+		args = append(args, "--cpuprofile", fmt.Sprintf("%s/%s-%d.pprof", h.cfg.ProfileDir, name, h.profiles),
+			"--memprofile", fmt.Sprintf("%s/%s-%d.heap", h.cfg.ProfileDir, name, h.profiles))
 	}
 	return subproc.Start(h.cfg.Exe, args, ReadyLine)
 }

@@ -74,6 +74,9 @@ func RunWorker(ctx context.Context, o WorkerOptions, log *slog.Logger, ready fun
 	pub := newDonePublisher(conn.Client)
 	defer pub.close()
 	inproc := providers.NewInProcess()
+	// A provider forgets keys after a while; a soak's worker memory must
+	// measure the worker, not a ledger of every key of the run.
+	inproc.KeyRetention = 2 * time.Minute
 	inproc.Latency = o.ProviderLatency
 	prov := inproc.Set()
 	switch o.Mode {

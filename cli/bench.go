@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -124,6 +125,20 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
+// writeHeapProfile writes a heap profile, after a collection, to path.
+func writeHeapProfile(path string, env *Env) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "heap profile:", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(env.Stderr, "heap profile:", err)
+	}
+}
+
 // runBenchWorker is the worker process the harness starts.
 func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("bench-worker", "A benchmark worker (started by orderflow bench).", env.Stderr)
@@ -142,6 +157,7 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 	var fl flowFlags
 	fl.register(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the worker to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the worker to this file when it stops")
 	var l logFlags
 	l.register(fs, "text")
 	if err := parseFlags(fs, args); err != nil {
@@ -167,6 +183,9 @@ func runBenchWorker(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer writeHeapProfile(*memProfile, env)
 	}
 	// The harness waits for this line before it measures.
 	return bench.RunWorker(ctx, o, log, func() { fmt.Fprintln(env.Stdout, bench.ReadyLine) })

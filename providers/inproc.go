@@ -46,10 +46,17 @@ type InProcess struct {
 	// Latency is added to every call, to model a provider a worker waits
 	// on (benchmarks of horizontal scaling). Default 0.
 	Latency time.Duration
+	// KeyRetention is how long a key's first answer is kept, at least (a
+	// real provider forgets keys after a while); 0 keeps every key. The
+	// benchmarks set it, so that a long soak's worker memory measures the
+	// worker, not this fake's ledger. Default 0.
+	KeyRetention time.Duration
 
 	mu        sync.Mutex
 	seq       uint64
 	answers   [opCount]map[string]inprocAnswer
+	older     [opCount]map[string]inprocAnswer // the generation before, with KeyRetention
+	rotated   time.Time                        // when answers became the current generation
 	calls     [opCount]int
 	applied   [opCount]int
 	released  map[string]bool            // reservation ID -> released
@@ -178,7 +185,8 @@ func (p *InProcess) Refund(ctx context.Context, r RefundRequest) (string, error)
 	return p.do(ctx, opRefund, r.IdempotencyKey, func() inprocAnswer {
 		txn := r.TransactionID
 		if byKey {
-			txn = p.answers[opCharge][chargeKey].id // "" when declined or never charged
+			a, _ := p.lookup(opCharge, chargeKey)
+			txn = a.id // "" when declined or never charged
 		}
 		refundID, known := p.refunds[txn]
 		switch {
@@ -241,7 +249,8 @@ func (p *InProcess) answer(ctx context.Context, op int, key string, decideFunc f
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[op]++
-	a, seen := p.answers[op][key]
+	p.rotate()
+	a, seen := p.lookup(op, key)
 	if !seen {
 		a = decideFunc()
 		p.answers[op][key] = a
@@ -253,6 +262,36 @@ func (p *InProcess) answer(ctx context.Context, op int, key string, decideFunc f
 		return inprocAnswer{}, a.err
 	}
 	return a, nil
+}
+
+// lookup returns the answer kept for key, from either generation.
+func (p *InProcess) lookup(op int, key string) (inprocAnswer, bool) {
+	if a, ok := p.answers[op][key]; ok {
+		return a, true
+	}
+	a, ok := p.older[op][key]
+	return a, ok
+}
+
+// rotate, with KeyRetention, drops the older generation of answers once
+// the current one is KeyRetention old: a key is kept between one and two
+// retentions.
+func (p *InProcess) rotate() {
+	if p.KeyRetention <= 0 {
+		return
+	}
+	now := time.Now()
+	if p.rotated.IsZero() {
+		p.rotated = now
+		return
+	}
+	if now.Sub(p.rotated) < p.KeyRetention {
+		return
+	}
+	for i := range p.answers {
+		p.older[i], p.answers[i] = p.answers[i], make(map[string]inprocAnswer)
+	}
+	p.rotated = now
 }
 
 // pause waits for p.Latency, and returns ctx's error when it ends first.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -195,4 +196,27 @@ func TestInProcessRefunds(t *testing.T) {
 	require.True(t, IsUnexpected(err))
 	_, err = p.Refund(ctx, RefundRequest{IdempotencyKey: ":refund", OrderID: "o6"})
 	requireProviderError(t, err, http.StatusBadRequest, CodeBadRequest)
+}
+
+// With KeyRetention a key's first answer is kept for at least the
+// retention, and forgotten after two: the fake's memory stays bounded.
+func TestInProcessForgetsKeysAfterTheirRetention(t *testing.T) {
+	t.Parallel()
+	p := NewInProcess()
+	p.KeyRetention = 50 * time.Millisecond
+	set, ctx := p.Set(), t.Context()
+	charge := func(key string) string {
+		txn, err := set.Payment.Charge(ctx, ChargeRequest{IdempotencyKey: key, OrderID: "o", AmountCents: 1})
+		require.NoError(t, err)
+		return txn
+	}
+	first := charge("o1:charge")
+	require.Equal(t, first, charge("o1:charge"), "kept within the retention")
+	var again string
+	require.Eventually(t, func() bool {
+		charge("other:charge") // calls are what rotate the generations
+		again = charge("o1:charge")
+		return again != first
+	}, 5*time.Second, 10*time.Millisecond, "forgotten after two retentions")
+	require.Equal(t, again, charge("o1:charge"), "the new answer is kept in turn")
 }
