@@ -58,14 +58,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, res.Markdown())
-		if *out != "" {
-			if err := res.WriteDoc(*out); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stderr, "bench: soak results written to %s\n", *out)
-		}
-		return nil
+		return report(env, res, *out, "soak results")
 	}
 	var counts []int
 	for _, s := range strings.Split(*scaling, ",") {
@@ -85,14 +78,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, res.Markdown())
-		if *out != "" {
-			if err := res.WriteDoc(*out); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stderr, "bench: scale-out results written to %s\n", *out)
-		}
-		return nil
+		return report(env, res, *out, "scale-out results")
 	}
 	if *n < 100 || *concurrency < 1 || *idle < 1 || *apiDur <= 0 || *rounds < 1 || *n / *rounds < 50 || *priorityOrders < 3 || *flowOrders < 50 {
 		return usageError{fmt.Errorf("--orders must be at least 100 (50 a round), --priority-orders at least 3, --flow-orders at least 50, " +
@@ -115,13 +101,26 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	return report(env, res, *out, "results")
+}
+
+// benchResult is what each kind of run returns: its report, and how it
+// writes its section of the performance doc.
+type benchResult interface {
+	Markdown() string
+	WriteDoc(path string) error
+}
+
+// report prints a run's report and, with out, writes it into that file.
+func report(env *Env, res benchResult, out, what string) error {
 	fmt.Fprintln(env.Stdout, res.Markdown())
-	if *out != "" {
-		if err := res.WriteDoc(*out); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stderr, "bench: results written to %s\n", *out)
+	if out == "" {
+		return nil
 	}
+	if err := res.WriteDoc(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "bench: %s written to %s\n", what, out)
 	return nil
 }
 
