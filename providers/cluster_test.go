@@ -1,7 +1,6 @@
 package providers
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -42,24 +41,6 @@ func (h *simScriptRuns) note(cmds []redis.Cmder) {
 	}
 }
 
-func (h *simScriptRuns) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *simScriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		h.note([]redis.Cmder{cmd})
-		return err
-	}
-}
-
-func (h *simScriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		h.note(cmds)
-		return err
-	}
-}
-
 // TestClusterSimulatorScripts runs every Lua script of the simulators on a
 // real 3-master Redis Cluster: a reservation at named warehouses with
 // limited stock, a charge held in progress then applied, a refund, a
@@ -75,7 +56,7 @@ func TestClusterSimulatorScripts(t *testing.T) {
 		Payment:      Faults{InProgressRate: 1, InProgressHold: 50 * time.Millisecond},
 		Shipping:     Faults{ShipmentDuration: testShipmentDuration},
 	}})
-	b.rdb.AddHook(runs)
+	b.rdb.AddHook(redistest.Observer(runs.note))
 	ctx := t.Context()
 	items := []Item{{SKU: "sku-1", Qty: 2}}
 

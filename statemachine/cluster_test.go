@@ -50,24 +50,6 @@ func (h *scriptRuns) note(cmds []redis.Cmder) {
 	}
 }
 
-func (h *scriptRuns) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *scriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		h.note([]redis.Cmder{cmd})
-		return err
-	}
-}
-
-func (h *scriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		h.note(cmds)
-		return err
-	}
-}
-
 // nodeHook records the pipelines one node client sends.
 type nodeHook struct {
 	h    *scriptRuns
@@ -102,7 +84,7 @@ func setupClusterStore(t *testing.T, replicas int, cfg StoreConfig) (*storeBundl
 	cfg.Retention, cfg.Clock = testRetention, clock.Now
 	cfg.DueFlushInterval = cmpDuration(cfg.DueFlushInterval, time.Hour)
 	rdb := c.Client(t)
-	rdb.AddHook(runs)
+	rdb.AddHook(redistest.Observer(runs.note))
 	rdb.OnNewNode(func(n *redis.Client) { n.AddHook(nodeHook{h: runs, addr: n.Options().Addr}) })
 	store := NewStore(rdb, cfg)
 	t.Cleanup(store.Close)
